@@ -1,0 +1,70 @@
+"""Time one training step of the public loop (grads -> opt.update -> apply_updates).
+
+    python benchmarks/step_time.py [--sizes 784,128,128,128,10] [--batch 64] [--optimizer adam]
+
+Prints the median time per step over several one-epoch repeats (synthetic data of the real
+shape: the time does not depend on the pixel values) and the implied seconds per 60,000-sample
+epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+
+import fnn
+
+
+def one_epoch(params, opt, state, x, y, batch, activation):
+    for start in range(0, len(x), batch):
+        loss, grads = fnn.grads(
+            params, x[start : start + batch], y[start : start + batch], activation=activation
+        )
+        updates, state = opt.update(grads, state, params, loss=loss)
+        params = fnn.apply_updates(params, updates)
+    return params, state
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="784,128,128,128,10")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--optimizer", default="adam")
+    parser.add_argument("--activation", default="tanh")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--samples", type=int, default=60_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rng = np.random.default_rng(0)
+    x = rng.random((args.samples, sizes[0])).astype(args.dtype)
+    y = rng.integers(0, sizes[-1], args.samples)
+    params = fnn.init_mlp(sizes, seed=0, dtype=args.dtype)
+    opt = fnn.optimizers.get(args.optimizer, learning_rate=1e-3)
+    state = opt.init(params)
+    one_epoch(
+        params, opt, state, x[: 20 * args.batch], y[: 20 * args.batch], args.batch, args.activation
+    )  # warm-up
+
+    steps = -(-args.samples // args.batch)
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        one_epoch(params, opt, state, x, y, args.batch, args.activation)
+        times.append(time.perf_counter() - start)
+    epoch = float(np.median(times))
+    print(f"machine: {platform.machine()}, {platform.python_version()}, numpy {np.__version__}")
+    print(f"MLP {sizes}, {args.activation}, {args.optimizer}, batch {args.batch}, {args.dtype}")
+    print(
+        f"time per step: {1e6 * epoch / steps:.1f} us (median of {args.repeats} epochs; "
+        f"min {1e6 * min(times) / steps:.1f}, max {1e6 * max(times) / steps:.1f})"
+    )
+    print(f"time per epoch of {args.samples} samples: {epoch:.3f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Classification losses on logits, averaged over the batch, each returning the loss and its
+gradient with respect to the logits in one pass (the fused backward of softmax + loss)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from fnn.activations import softmax
+from fnn.registry import lookup
+
+# (logits (B, C), targets (B, C) one-hot or (B,) int labels) -> (mean loss, dloss/dlogits)
+Loss = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log softmax(z)_k = z_k - logsumexp(z), with the max subtracted first (no overflow)."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def one_hot(labels: np.ndarray, num_classes: int, dtype=np.float64) -> np.ndarray:
+    """Rows of the identity matrix picked by integer ``labels``."""
+    out = np.zeros((len(labels), num_classes), dtype=dtype)
+    out[np.arange(len(labels)), labels] = 1
+    return out
+
+
+def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+    """L = -(1/B) sum_b log softmax(z_b)[y_b];  dL/dz = (softmax(z) - onehot(y)) / B.
+
+    ``targets`` are integer labels ``(B,)`` or one-hot rows ``(B, C)``.
+    """
+    batch = logits.shape[0]
+    log_probs = log_softmax(logits)
+    grad = np.exp(log_probs)
+    if targets.ndim == 1:
+        rows = np.arange(batch)
+        loss = -float(log_probs[rows, targets].sum()) / batch
+        grad[rows, targets] -= 1
+    else:
+        loss = -float((targets * log_probs).sum()) / batch
+        grad -= targets
+    grad /= batch
+    return loss, grad
+
+
+def mean_squared_error(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+    """Squared error between the predicted distribution and the one-hot target.
+
+    With p = softmax(z) and e = p - onehot(y):  L = (1/B) sum_b sum_k e_bk^2.
+    The gradient goes through the softmax Jacobian dp_k/dz_j = p_k (delta_kj - p_j):
+    dL/dz_j = (2/B) p_j (e_j - sum_k e_k p_k).
+    """
+    batch = logits.shape[0]
+    probs = softmax(logits)
+    error = probs.copy()
+    if targets.ndim == 1:
+        error[np.arange(batch), targets] -= 1
+    else:
+        error -= targets
+    loss = float((error * error).sum()) / batch
+    grad = probs * (error - (error * probs).sum(axis=-1, keepdims=True))
+    grad *= 2.0 / batch
+    return loss, grad
+
+
+LOSSES: dict[str, Loss] = {
+    "cross_entropy": cross_entropy,
+    "mean_squared_error": mean_squared_error,
+}
+
+
+def get(name: str) -> Loss:
+    """The loss called ``name`` (case-insensitive)."""
+    return lookup(LOSSES, name, "loss")

@@ -1,0 +1,157 @@
+"""The multilayer perceptron: parameter layout, forward pass and hand-written backprop.
+
+``params = {"layer_0": {"w": (fan_in, fan_out), "b": (fan_out,)}, "layer_1": ...}`` in forward
+order; hidden layers compute ``h = act(h @ w + b)``, the last layer is linear (logits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from einops import rearrange
+
+from fnn import activations, init, losses
+from fnn.tree import Params
+
+
+def init_mlp(
+    sizes: Sequence[int],
+    *,
+    init: str = "xavier",
+    seed: int | np.random.Generator = 0,
+    dtype=np.float32,
+) -> Params:
+    """Parameters of an MLP with layer widths ``sizes = [n_in, h1, ..., n_out]``.
+
+    ``init`` is ``"random"``, ``"xavier"`` or ``"he"`` (see ``fnn.init``); biases are zero.
+    ``seed`` is an int or a ``np.random.Generator``; layers draw from it in forward order.
+    """
+    sizes = list(sizes)
+    if len(sizes) < 2 or not all(isinstance(s, int | np.integer) and s >= 1 for s in sizes):
+        raise ValueError(f"sizes must be >= 2 positive integers [n_in, ..., n_out], got {sizes}")
+    initialiser = _init_module.get(init)
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"dtype must be a floating type (float32 or float64), got {dtype}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    return {
+        f"layer_{i}": {
+            "w": initialiser(rng, fan_in, fan_out, dtype),
+            "b": np.zeros(fan_out, dtype=dtype),
+        }
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
+    }
+
+
+_init_module = init  # the keyword argument ``init`` shadows the module inside init_mlp
+
+
+def layers(params: Params) -> list[dict[str, np.ndarray]]:
+    """The layers of ``params`` in forward order; ``ValueError`` if the layout is wrong."""
+    expected = [f"layer_{i}" for i in range(len(params))]
+    if not isinstance(params, dict) or sorted(params) != sorted(expected) or not params:
+        raise ValueError(
+            f"params must be a dict with keys layer_0..layer_{len(params) - 1}, "
+            f"got keys {sorted(params) if isinstance(params, dict) else type(params).__name__}"
+        )
+    return [params[name] for name in expected]
+
+
+def _inputs(mlp_layers: list[dict[str, np.ndarray]], x: np.ndarray) -> np.ndarray:
+    """``x`` as a ``(batch, features)`` matrix in the parameters' dtype."""
+    x = np.asarray(x)
+    if x.ndim > 2:
+        x = rearrange(x, "b ... -> b (...)")
+    weights = mlp_layers[0]["w"]
+    if x.ndim != 2 or x.shape[1] != weights.shape[0]:
+        raise ValueError(
+            f"x of shape {x.shape} does not fit the first layer's weights of shape "
+            f"{weights.shape}: expected (batch, {weights.shape[0]})"
+        )
+    return x.astype(weights.dtype, copy=False)
+
+
+def _targets(y: np.ndarray, batch: int, num_classes: int, dtype) -> np.ndarray:
+    """Integer labels ``(batch,)`` (checked in range) or one-hot rows ``(batch, num_classes)``."""
+    y = np.asarray(y)
+    if y.ndim == 2:
+        if y.shape != (batch, num_classes):
+            raise ValueError(
+                f"one-hot y of shape {y.shape} does not match (batch, classes) = "
+                f"({batch}, {num_classes})"
+            )
+        return y.astype(dtype, copy=False)
+    if y.shape != (batch,):
+        raise ValueError(f"labels y of shape {y.shape} do not match the batch of {batch} inputs")
+    if y.dtype.kind not in "iu":
+        if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+            raise ValueError("labels y must be integers (or one-hot rows)")
+        y = y.astype(np.int64)
+    if batch and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(
+            f"labels must lie in [0, {num_classes - 1}], got values in [{y.min()}, {y.max()}]"
+        )
+    return y
+
+
+def forward(params: Params, x: np.ndarray, *, activation: str = "tanh") -> np.ndarray:
+    """Logits ``(batch, n_out)`` for inputs ``x`` of shape ``(batch, n_in)`` or
+    ``(batch, 28, 28)`` (flattened); no softmax (see ``fnn.softmax``)."""
+    mlp_layers = layers(params)
+    act = activations.get(activation)
+    h = _inputs(mlp_layers, x)
+    for layer in mlp_layers[:-1]:
+        h = act.forward(h @ layer["w"] + layer["b"])
+    return h @ mlp_layers[-1]["w"] + mlp_layers[-1]["b"]
+
+
+def grads(
+    params: Params,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    activation: str = "tanh",
+    loss: str = "cross_entropy",
+) -> tuple[float, Params]:
+    """Mean loss over the batch and its gradient with respect to every parameter.
+
+    Backprop (Rumelhart, Hinton & Williams 1986) with ``delta_L = dL/dlogits`` from the loss
+    and, for layer l with input ``h_l``:  ``dL/dw_l = h_l^T delta_l``, ``dL/db_l = sum_b delta_l``,
+    ``delta_{l-1} = (delta_l w_l^T) * act'(z_{l-1})`` with ``act'`` taken from the stored
+    outputs. The gradient with respect to ``x`` itself is never formed.
+    """
+    mlp_layers = layers(params)
+    act = activations.get(activation)
+    loss_fn = losses.get(loss)
+    h = _inputs(mlp_layers, x)
+    targets = _targets(y, h.shape[0], mlp_layers[-1]["w"].shape[1], h.dtype)
+
+    outputs = [h]
+    for layer in mlp_layers[:-1]:
+        h = act.forward(h @ layer["w"] + layer["b"])
+        outputs.append(h)
+    value, delta = loss_fn(h @ mlp_layers[-1]["w"] + mlp_layers[-1]["b"], targets)
+
+    gradients: list[dict[str, np.ndarray]] = [{} for _ in mlp_layers]
+    for i in range(len(mlp_layers) - 1, -1, -1):
+        gradients[i] = {"w": outputs[i].T @ delta, "b": delta.sum(axis=0)}
+        if i > 0:
+            delta = act.backward(delta @ mlp_layers[i]["w"].T, outputs[i])
+    return value, {f"layer_{i}": g for i, g in enumerate(gradients)}
+
+
+def loss_value(
+    params: Params,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    activation: str = "tanh",
+    loss: str = "cross_entropy",
+) -> float:
+    """Mean loss of ``params`` on ``(x, y)``, without gradients."""
+    mlp_layers = layers(params)
+    logits = forward(params, x, activation=activation)
+    targets = _targets(y, logits.shape[0], mlp_layers[-1]["w"].shape[1], logits.dtype)
+    value, _ = losses.get(loss)(logits, targets)
+    return value

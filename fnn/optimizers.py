@@ -1,0 +1,338 @@
+"""Optimizers as ``Optimizer(init, update)`` pairs of pure functions over pytrees (as optax).
+
+    state = opt.init(params)
+    updates, state = opt.update(grads, state, params, loss=value)
+    params = fnn.apply_updates(params, updates)
+
+Updates are already signed (``params + updates`` descends). ``weight_decay`` is coupled L2, as
+in ``torch.optim``: ``g <- g + weight_decay * params`` before the rule, on every parameter.
+Adding an optimizer is one factory below plus one line in ``OPTIMIZERS``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from fnn.registry import lookup
+from fnn.tree import Params, tree_map, tree_zeros_like
+
+
+class Optimizer(NamedTuple):
+    """``init(params) -> state`` and
+    ``update(grads, state, params, *, loss=None) -> (updates, state)``."""
+
+    init: Callable[[Params], Any]
+    update: Callable[..., tuple[Params, Any]]
+
+
+class EmptyState(NamedTuple):
+    """State of a stateless optimizer."""
+
+
+class MomentumState(NamedTuple):
+    velocity: Params
+
+
+class RMSpropState(NamedTuple):
+    second_moment: Params
+
+
+class AdamState(NamedTuple):
+    count: int
+    first_moment: Params
+    second_moment: Params
+
+
+class EveState(NamedTuple):
+    count: int
+    first_moment: Params
+    second_moment: Params
+    feedback: float  # d_t
+    smoothed_loss: float  # f-hat_{t-1}
+
+
+def _check(name: str, value: float, low: float, high: float = math.inf, *, closed_low=True):
+    """Raise ``ValueError`` unless ``low <= value < high`` (``low < value`` if not closed_low)."""
+    above = value >= low if closed_low else value > low
+    if not (isinstance(value, int | float) and above and value < high):
+        bracket = "[" if closed_low else "("
+        raise ValueError(f"{name} must be in {bracket}{low}, {high}), got {value!r}")
+
+
+def _decayed(grads: Params, params: Params | None, weight_decay: float) -> Params:
+    """``grads + weight_decay * params`` (coupled L2, torch.optim's ``weight_decay``)."""
+    if weight_decay == 0:
+        return grads
+    if params is None:
+        raise ValueError("weight_decay needs the params: call update(grads, state, params)")
+    return tree_map(lambda g, p: g + weight_decay * p, grads, params)
+
+
+def sgd(learning_rate: float, weight_decay: float = 0.0) -> Optimizer:
+    """Plain gradient descent, as ``torch.optim.SGD(lr, momentum=0)``: update = -lr g."""
+    _check("learning_rate", learning_rate, 0, closed_low=False)
+    _check("weight_decay", weight_decay, 0)
+
+    def init(params):
+        return EmptyState()
+
+    def update(grads, state, params=None, *, loss=None):
+        grads = _decayed(grads, params, weight_decay)
+        return tree_map(lambda g: -learning_rate * g, grads), state
+
+    return Optimizer(init, update)
+
+
+def momentum(learning_rate: float, momentum: float = 0.9, weight_decay: float = 0.0) -> Optimizer:
+    """Classical (Polyak 1964) momentum, as ``torch.optim.SGD(lr, momentum=mu)``, undamped.
+
+    b_t = mu b_{t-1} + g_t  (b_0 = 0, so b_1 = g_1 as in torch);  update = -lr b_t.
+    """
+    _check("learning_rate", learning_rate, 0, closed_low=False)
+    _check("momentum", momentum, 0, 1)
+    _check("weight_decay", weight_decay, 0)
+
+    def init(params):
+        return MomentumState(tree_zeros_like(params))
+
+    def update(grads, state, params=None, *, loss=None):
+        grads = _decayed(grads, params, weight_decay)
+        velocity = tree_map(lambda b, g: momentum * b + g, state.velocity, grads)
+        return tree_map(lambda b: -learning_rate * b, velocity), MomentumState(velocity)
+
+    return Optimizer(init, update)
+
+
+def nag(learning_rate: float, momentum: float = 0.9, weight_decay: float = 0.0) -> Optimizer:
+    """Nesterov momentum in PyTorch's form, ``torch.optim.SGD(lr, momentum=mu, nesterov=True)``
+    (Sutskever et al. 2013, rewritten so the parameters are the look-ahead point).
+
+    b_t = mu b_{t-1} + g_t;  update = -lr (g_t + mu b_t).
+    """
+    _check("learning_rate", learning_rate, 0, closed_low=False)
+    _check("momentum", momentum, 0, 1)
+    _check("weight_decay", weight_decay, 0)
+
+    def init(params):
+        return MomentumState(tree_zeros_like(params))
+
+    def update(grads, state, params=None, *, loss=None):
+        grads = _decayed(grads, params, weight_decay)
+        velocity = tree_map(lambda b, g: momentum * b + g, state.velocity, grads)
+        updates = tree_map(lambda g, b: -learning_rate * (g + momentum * b), grads, velocity)
+        return updates, MomentumState(velocity)
+
+    return Optimizer(init, update)
+
+
+def rmsprop(
+    learning_rate: float, beta: float = 0.9, epsilon: float = 1e-8, weight_decay: float = 0.0
+) -> Optimizer:
+    """RMSprop (Hinton, Coursera lecture 6e, 2012), as ``torch.optim.RMSprop(lr, alpha=beta,
+    eps=epsilon)``: v_t = beta v_{t-1} + (1 - beta) g_t^2;  update = -lr g_t / (sqrt(v_t) + eps),
+    epsilon outside the square root, no bias correction.
+    """
+    _check("learning_rate", learning_rate, 0, closed_low=False)
+    _check("beta", beta, 0, 1)
+    _check("epsilon", epsilon, 0, closed_low=False)
+    _check("weight_decay", weight_decay, 0)
+
+    def init(params):
+        return RMSpropState(tree_zeros_like(params))
+
+    def update(grads, state, params=None, *, loss=None):
+        grads = _decayed(grads, params, weight_decay)
+        second = tree_map(lambda v, g: beta * v + (1 - beta) * g * g, state.second_moment, grads)
+        updates = tree_map(lambda g, v: -learning_rate * g / (np.sqrt(v) + epsilon), grads, second)
+        return updates, RMSpropState(second)
+
+    return Optimizer(init, update)
+
+
+def _moments(state, grads, beta1: float, beta2: float) -> tuple[Params, Params]:
+    """m_t = beta1 m_{t-1} + (1 - beta1) g_t;  v_t = beta2 v_{t-1} + (1 - beta2) g_t^2."""
+    first = tree_map(lambda m, g: beta1 * m + (1 - beta1) * g, state.first_moment, grads)
+    second = tree_map(lambda v, g: beta2 * v + (1 - beta2) * g * g, state.second_moment, grads)
+    return first, second
+
+
+def _check_adam(learning_rate, beta1, beta2, epsilon, weight_decay) -> None:
+    _check("learning_rate", learning_rate, 0, closed_low=False)
+    _check("beta1", beta1, 0, 1)
+    _check("beta2", beta2, 0, 1)
+    _check("epsilon", epsilon, 0, closed_low=False)
+    _check("weight_decay", weight_decay, 0)
+
+
+def adam(
+    learning_rate: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+    weight_decay: float = 0.0,
+) -> Optimizer:
+    """Adam (Kingma & Ba 2015, Algorithm 1), as ``torch.optim.Adam`` (coupled weight decay).
+
+    m_t, v_t as in the paper;  update = -(lr / (1 - beta1^t)) m_t / (sqrt(v_t) / sqrt(1 - beta2^t)
+    + eps), i.e. -lr m-hat / (sqrt(v-hat) + eps), in torch's arrangement of the bias corrections.
+    """
+    _check_adam(learning_rate, beta1, beta2, epsilon, weight_decay)
+
+    def init(params):
+        return AdamState(0, tree_zeros_like(params), tree_zeros_like(params))
+
+    def update(grads, state, params=None, *, loss=None):
+        grads = _decayed(grads, params, weight_decay)
+        count = state.count + 1
+        first, second = _moments(state, grads, beta1, beta2)
+        step_size = learning_rate / (1 - beta1**count)
+        sqrt_correction2 = math.sqrt(1 - beta2**count)
+        updates = tree_map(
+            lambda m, v: -step_size * m / (np.sqrt(v) / sqrt_correction2 + epsilon), first, second
+        )
+        return updates, AdamState(count, first, second)
+
+    return Optimizer(init, update)
+
+
+def nadam(
+    learning_rate: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+    weight_decay: float = 0.0,
+) -> Optimizer:
+    """NAdam (Dozat 2016, "Incorporating Nesterov Momentum into Adam", Algorithm 2) with a
+    constant momentum schedule mu_t = beta1, the form ``optax.nadam`` implements:
+
+    m-hat_t = beta1 m_t / (1 - beta1^(t+1)) + (1 - beta1) g_t / (1 - beta1^t),
+    v-hat_t = v_t / (1 - beta2^t),  update = -lr m-hat_t / (sqrt(v-hat_t) + eps).
+
+    (torch.optim.NAdam uses the decaying schedule mu_t = beta1 (1 - 0.96^(t psi) / 2); it equals
+    this rule only as momentum_decay psi -> infinity.)
+    """
+    _check_adam(learning_rate, beta1, beta2, epsilon, weight_decay)
+
+    def init(params):
+        return AdamState(0, tree_zeros_like(params), tree_zeros_like(params))
+
+    def update(grads, state, params=None, *, loss=None):
+        grads = _decayed(grads, params, weight_decay)
+        count = state.count + 1
+        first, second = _moments(state, grads, beta1, beta2)
+        momentum_weight = beta1 / (1 - beta1 ** (count + 1))
+        gradient_weight = (1 - beta1) / (1 - beta1**count)
+        correction2 = 1 - beta2**count
+
+        def step(m, g, v):
+            m_hat = momentum_weight * m + gradient_weight * g
+            return -learning_rate * m_hat / (np.sqrt(v / correction2) + epsilon)
+
+        return tree_map(step, first, grads, second), AdamState(count, first, second)
+
+    return Optimizer(init, update)
+
+
+def eve(
+    learning_rate: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    beta3: float = 0.999,
+    k: float = 0.1,
+    K: float = 10.0,  # noqa: N803 - the paper's name
+    epsilon: float = 1e-8,
+    weight_decay: float = 0.0,
+) -> Optimizer:
+    """Eve (Koushik & Hayashi 2016, "Improving Stochastic Gradient Descent with Feedback",
+    arXiv:1611.01505v1, Algorithm 1): Adam whose step is divided by a feedback term d_t that
+    tracks the relative change of the (smoothed) minibatch loss f. Needs ``loss=f`` with f > 0.
+
+    t = 1:  f-hat_0 = f_1, d_1 = 1.   t > 1, with f-hat = f-hat_{t-2}:
+      (delta, Delta) = (k + 1, K + 1) if f_t >= f-hat else (1 / (K + 1), 1 / (k + 1))
+      c_t = min(max(delta, f_t / f-hat), Delta);  f-hat_{t-1} = c_t f-hat
+      r_t = |f-hat_{t-1} - f-hat| / min(f-hat_{t-1}, f-hat)
+      d_t = beta3 d_{t-1} + (1 - beta3) r_t
+    update = -lr m-hat_t / (d_t sqrt(v-hat_t) + eps)   (m-hat, v-hat as in Adam; the paper's
+    placement of eps, not the authors' Keras code's ``lr_t`` form).
+    """
+    _check_adam(learning_rate, beta1, beta2, epsilon, weight_decay)
+    _check("beta3", beta3, 0, 1)
+    _check("k", k, 0, closed_low=False)
+    if not (isinstance(K, int | float) and K > k):
+        raise ValueError(f"K must be greater than k = {k}, got {K!r}")
+
+    def init(params):
+        return EveState(0, tree_zeros_like(params), tree_zeros_like(params), 1.0, 0.0)
+
+    def feedback(state: EveState, f: float) -> tuple[float, float]:
+        """(d_t, f-hat_{t-1}) from the previous state and the current loss f_t."""
+        if state.count == 0:
+            return 1.0, f
+        previous = state.smoothed_loss
+        low, high = (k + 1, K + 1) if f >= previous else (1 / (K + 1), 1 / (k + 1))
+        smoothed = min(max(low, f / previous), high) * previous
+        relative_change = abs(smoothed - previous) / min(smoothed, previous)
+        return beta3 * state.feedback + (1 - beta3) * relative_change, smoothed
+
+    def update(grads, state, params=None, *, loss=None):
+        if loss is None:
+            raise ValueError(
+                "eve needs the minibatch loss: opt.update(grads, state, params, loss=f)"
+            )
+        f = float(loss)
+        if not (math.isfinite(f) and f > 0):
+            raise ValueError(f"eve needs a finite, positive loss, got {loss!r}")
+        grads = _decayed(grads, params, weight_decay)
+        count = state.count + 1
+        first, second = _moments(state, grads, beta1, beta2)
+        d, smoothed = feedback(state, f)
+        correction1, correction2 = 1 - beta1**count, 1 - beta2**count
+        updates = tree_map(
+            lambda m, v: (
+                -learning_rate * (m / correction1) / (d * np.sqrt(v / correction2) + epsilon)
+            ),
+            first,
+            second,
+        )
+        return updates, EveState(count, first, second, d, smoothed)
+
+    return Optimizer(init, update)
+
+
+OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
+    "sgd": sgd,
+    "momentum": momentum,
+    "nag": nag,
+    "rmsprop": rmsprop,
+    "adam": adam,
+    "nadam": nadam,
+    "eve": eve,
+}
+
+
+def hyperparameters(name: str) -> list[str]:
+    """The keyword arguments the optimizer called ``name`` takes."""
+    return list(inspect.signature(lookup(OPTIMIZERS, name, "optimizer")).parameters)
+
+
+def get(name: str, **hparams: float) -> Optimizer:
+    """The optimizer ``name`` built from ``hparams``.
+
+    Hyperparameters that this optimizer does not use but another one does (``momentum`` for
+    ``adam``, say) are ignored, so a CLI can pass all of its flags; a name no optimizer knows
+    is a ``ValueError``.
+    """
+    factory = lookup(OPTIMIZERS, name, "optimizer")
+    accepted = inspect.signature(factory).parameters
+    known = {p for f in OPTIMIZERS.values() for p in inspect.signature(f).parameters}
+    unknown = sorted(set(hparams) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown hyperparameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    return factory(**{key: value for key, value in hparams.items() if key in accepted})

@@ -1,0 +1,27 @@
+"""Shared fixtures: the real data sets when they are on this machine (skip when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def real_data_dir() -> Path | None:
+    """``$FNN_DATA_DIR`` or ``../shared/datasets`` beside the checkout, if it holds the files."""
+    candidates = [os.environ.get("FNN_DATA_DIR"), REPO.parent / "shared" / "datasets"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").exists():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    found = real_data_dir()
+    if found is None:
+        pytest.skip("real MNIST/Fashion-MNIST files not found (set FNN_DATA_DIR)")
+    return found

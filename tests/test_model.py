@@ -1,0 +1,162 @@
+import zlib
+
+import numpy as np
+import pytest
+
+import fnn
+from fnn.activations import ACTIVATIONS
+from fnn.losses import LOSSES
+from fnn.tree import tree_leaves_with_path
+
+ARCHITECTURES = [[7, 5], [7, 6, 5], [7, 6, 4, 5], [6, 3, 3, 3, 4]]
+
+
+def test_layout_in_forward_order():
+    params = fnn.init_mlp([784, 128, 64, 10])
+    assert list(params) == ["layer_0", "layer_1", "layer_2"]
+    assert params["layer_0"]["w"].shape == (784, 128)
+    assert params["layer_0"]["b"].shape == (128,)
+    assert params["layer_2"]["w"].shape == (64, 10)
+    assert all(leaf.dtype == np.float32 for _, leaf in tree_leaves_with_path(params))
+
+
+def test_seed_int_and_generator_are_deterministic():
+    a = fnn.init_mlp([5, 4, 3], seed=3)
+    b = fnn.init_mlp([5, 4, 3], seed=3)
+    c = fnn.init_mlp([5, 4, 3], seed=np.random.default_rng(3))
+    d = fnn.init_mlp([5, 4, 3], seed=4)
+    np.testing.assert_array_equal(a["layer_1"]["w"], b["layer_1"]["w"])
+    np.testing.assert_array_equal(a["layer_1"]["w"], c["layer_1"]["w"])
+    assert not np.array_equal(a["layer_1"]["w"], d["layer_1"]["w"])
+
+
+@pytest.mark.parametrize("sizes", [[5], [], [5, 0, 3], [5, 2.5, 3]])
+def test_bad_sizes(sizes):
+    with pytest.raises(ValueError, match="sizes"):
+        fnn.init_mlp(sizes)
+
+
+def manual_forward(params, x, act):
+    h = x.reshape(len(x), -1)
+    n = len(params)
+    for i in range(n):
+        z = h @ params[f"layer_{i}"]["w"] + params[f"layer_{i}"]["b"]
+        h = z if i == n - 1 else act(z)
+    return h
+
+
+def test_forward_matches_manual_computation_and_flattens_images():
+    params = fnn.init_mlp([784, 16, 10], dtype=np.float64)
+    images = np.random.default_rng(0).integers(0, 256, (3, 28, 28)).astype(np.float64) / 255
+    logits = fnn.forward(params, images, activation="relu")
+    np.testing.assert_allclose(logits, manual_forward(params, images, lambda z: np.maximum(z, 0)))
+    np.testing.assert_array_equal(
+        logits, fnn.forward(params, images.reshape(3, -1), activation="ReLU")
+    )
+
+
+def test_float32_in_float32_out():
+    params = fnn.init_mlp([6, 5, 3], dtype=np.float32)
+    x = np.random.default_rng(0).standard_normal((4, 6))  # float64 input
+    assert fnn.forward(params, x).dtype == np.float32
+    loss, grads = fnn.grads(params, x, np.array([0, 1, 2, 0]))
+    assert isinstance(loss, float)
+    assert all(leaf.dtype == np.float32 for _, leaf in tree_leaves_with_path(grads))
+
+
+@pytest.mark.parametrize("sizes", ARCHITECTURES)
+@pytest.mark.parametrize("batch", [1, 9])
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_gradients_match_finite_differences(sizes, batch, activation, loss):
+    rng = np.random.default_rng(zlib.crc32(repr((sizes, batch, activation, loss)).encode()))
+    params = fnn.init_mlp(sizes, seed=rng, dtype=np.float64)
+    # Random biases: with zero biases a dead ReLU layer puts the next pre-activations exactly on
+    # the kink, where central differences measure half the one-sided slope.
+    params = fnn.tree_map(lambda p: p + 0.1 * rng.standard_normal(p.shape) * (p.ndim == 1), params)
+    x = rng.standard_normal((batch, sizes[0]))
+    y = rng.integers(0, sizes[-1], batch)
+    # eps = 1e-5: the central-difference error is O(eps^2) truncation plus O(1e-16 |L| / eps)
+    # roundoff; for the small gradients of deep sigmoid nets under MSE the roundoff dominates at
+    # eps = 1e-6 (the error falls tenfold from eps = 1e-6 to 1e-5, as roundoff does).
+    errors = fnn.gradcheck(params, x, y, activation=activation, loss=loss, eps=1e-5)
+    assert sorted(errors) == [path for path, _ in tree_leaves_with_path(params)]
+    assert max(errors.values()) <= 1e-7, errors
+
+
+def test_grads_structure_and_one_hot_targets():
+    params = fnn.init_mlp([4, 3, 2], dtype=np.float64)
+    x = np.random.default_rng(1).standard_normal((5, 4))
+    y = np.array([0, 1, 1, 0, 1])
+    loss, grads = fnn.grads(params, x, y)
+    loss_one_hot, grads_one_hot = fnn.grads(params, x, np.eye(2)[y])
+    assert [p for p, _ in tree_leaves_with_path(grads)] == [
+        p for p, _ in tree_leaves_with_path(params)
+    ]
+    assert loss == pytest.approx(loss_one_hot)
+    np.testing.assert_allclose(grads["layer_0"]["w"], grads_one_hot["layer_0"]["w"])
+    assert loss == pytest.approx(fnn.loss_value(params, x, y))
+
+
+def test_gradients_match_torch_autograd():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    params = fnn.init_mlp([8, 6, 6, 4], seed=rng, dtype=np.float64)
+    x = rng.standard_normal((10, 8))
+    y = rng.integers(0, 4, 10)
+    for activation, torch_act in [("tanh", torch.tanh), ("sigmoid", torch.sigmoid)]:
+        for loss in LOSSES:
+            value, grads = fnn.grads(params, x, y, activation=activation, loss=loss)
+            tensors = {
+                (i, k): torch.tensor(params[f"layer_{i}"][k], requires_grad=True)
+                for i in range(3)
+                for k in ("w", "b")
+            }
+            h = torch.tensor(x)
+            for i in range(3):
+                h = h @ tensors[i, "w"] + tensors[i, "b"]
+                if i < 2:
+                    h = torch_act(h)
+            if loss == "cross_entropy":
+                reference = torch.nn.functional.cross_entropy(h, torch.tensor(y))
+            else:
+                probs = torch.softmax(h, dim=1)
+                target = torch.nn.functional.one_hot(torch.tensor(y), 4).double()
+                reference = ((probs - target) ** 2).sum(dim=1).mean()
+            reference.backward()
+            assert value == pytest.approx(reference.item(), rel=1e-12)
+            for (i, k), tensor in tensors.items():
+                np.testing.assert_allclose(
+                    grads[f"layer_{i}"][k], tensor.grad.numpy(), rtol=1e-10, atol=1e-14
+                )
+
+
+def test_bad_inputs_raise_clear_errors():
+    params = fnn.init_mlp([4, 3, 2])
+    x = np.ones((5, 4))
+    with pytest.raises(ValueError, match=r"\(5, 3\).*\(4, 3\)"):
+        fnn.forward(params, np.ones((5, 3)))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        fnn.grads(params, x, np.array([0, 1, 2, 0, 1]))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        fnn.grads(params, x, np.array([0, 1, -1, 0, 1]))
+    with pytest.raises(ValueError, match="do not match the batch"):
+        fnn.grads(params, x, np.array([0, 1]))
+    with pytest.raises(ValueError, match="integers"):
+        fnn.grads(params, x, np.array([0, 1, 0.5, 0, 1]))
+    with pytest.raises(ValueError, match="one-hot"):
+        fnn.grads(params, x, np.ones((5, 3)))
+    with pytest.raises(ValueError, match="valid choices"):
+        fnn.grads(params, x, np.zeros(5, int), activation="gelu")
+    with pytest.raises(ValueError, match="valid choices"):
+        fnn.grads(params, x, np.zeros(5, int), loss="hinge")
+    with pytest.raises(ValueError, match="layer_0"):
+        fnn.forward({"first": params["layer_0"]}, x)
+
+
+def test_non_finite_inputs_are_not_fixed():
+    params = fnn.init_mlp([3, 2])
+    x = np.array([[np.nan, 0.0, 1.0]])
+    assert np.isnan(fnn.forward(params, x)).all()
+    loss, _ = fnn.grads(params, x, np.array([1]))
+    assert np.isnan(loss)

@@ -1,0 +1,76 @@
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+import fnn
+from fnn.tree import tree_leaves, tree_leaves_with_path, tree_map, tree_zeros_like
+
+
+class State(NamedTuple):
+    count: int
+    moments: dict
+
+
+def make_tree():
+    return {
+        f"layer_{i}": {"w": np.full((2, 3), float(i)), "b": np.full(3, 10.0 + i)} for i in range(12)
+    }
+
+
+def test_leaves_order_is_natural_and_independent_of_insertion_order():
+    tree = make_tree()
+    reordered = dict(reversed(list(tree.items())))
+    paths = [path for path, _ in tree_leaves_with_path(tree)]
+    assert paths[:4] == ["layer_0/b", "layer_0/w", "layer_1/b", "layer_1/w"]
+    assert paths[4] == "layer_2/b"  # natural order: layer_2 before layer_10
+    assert paths == [path for path, _ in tree_leaves_with_path(reordered)]
+    assert all(a is b for a, b in zip(tree_leaves(tree), tree_leaves(reordered), strict=True))
+
+
+def test_tree_map_over_several_trees_and_namedtuples():
+    state = State(3, {"a": np.ones(2), "b": (np.zeros(1), np.ones(1))})
+    doubled = tree_map(lambda x, y: x + y, state, state)
+    assert isinstance(doubled, State)
+    assert doubled.count == 6
+    np.testing.assert_array_equal(doubled.moments["a"], [2.0, 2.0])
+    assert isinstance(doubled.moments["b"], tuple)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"a": np.ones(2)},
+        {"a": np.ones(2), "b": np.ones(2), "c": np.ones(1)},
+        {"a": np.ones(2), "c": np.ones(2)},
+        {"a": np.ones(2), "b": [np.ones(2)]},
+        [np.ones(2), np.ones(2)],
+    ],
+)
+def test_structure_mismatch_raises_value_error(other):
+    tree = {"a": np.ones(2), "b": np.ones(2)}
+    with pytest.raises(ValueError, match="structures differ"):
+        tree_map(lambda x, y: x + y, tree, other)
+
+
+def test_zeros_like_keeps_shape_and_dtype():
+    tree = {"w": np.ones((2, 2), dtype=np.float32), "b": np.ones(2)}
+    zeros = tree_zeros_like(tree)
+    assert zeros["w"].dtype == np.float32 and zeros["b"].dtype == np.float64
+    assert not zeros["w"].any() and zeros["w"].shape == (2, 2)
+
+
+def test_apply_updates_adds_keeps_dtype_and_does_not_mutate():
+    params = {"w": np.ones(3, dtype=np.float32)}
+    updates = {"w": np.array([0.5, -1.0, 2.0], dtype=np.float64)}
+    new = fnn.apply_updates(params, updates)
+    assert new["w"].dtype == np.float32
+    np.testing.assert_array_equal(new["w"], [1.5, 0.0, 3.0])
+    np.testing.assert_array_equal(params["w"], [1.0, 1.0, 1.0])
+
+
+def test_apply_updates_rejects_shape_mismatch():
+    with pytest.raises(ValueError, match="does not match"):
+        fnn.apply_updates({"w": np.ones(3)}, {"w": np.ones((3, 1))})
+    with pytest.raises(ValueError, match="structures differ"):
+        fnn.apply_updates({"w": np.ones(3)}, {"v": np.ones(3)})
