@@ -1,17 +1,24 @@
-"""The ``fnn`` command line (Typer): every command is a thin layer over the library."""
+"""The ``fnn`` command line (Typer): every command is a thin layer over the library.
+
+Errors are one line on stderr: exit code 2 for bad input, 1 for a run that failed.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
 
 import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from fnn import activations, losses
+from fnn import activations, checkpoint, data, losses
 from fnn.gradcheck import gradcheck as run_gradcheck
 from fnn.model import init_mlp
+from fnn.train import CHOICES, FIELDS, ConfigError, TrainConfig, TrainingDiverged
 
 app = typer.Typer(
     help="fnn: train and compare MLPs and optimizers, in pure NumPy.",
@@ -20,6 +27,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+errors = Console(stderr=True)
+DEFAULT = TrainConfig()
+CLI_ONLY = {"wandb_project", "wandb_entity", "tracker", "save", "quiet"}
+
+
+class UsageFailure(Exception):
+    """Bad input found after parsing: reported in one line with exit code 2."""
+
+
+class RunFailure(Exception):
+    """A run that could not complete (no data, divergence): one line, exit code 1."""
 
 
 def _parse_sizes(text: str) -> list[int]:
@@ -32,6 +50,16 @@ def _parse_sizes(text: str) -> list[int]:
     return sizes
 
 
+def _parse_hidden_sizes(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        sizes = tuple(int(part) for part in str(text).split(",") if part.strip())
+    except ValueError:
+        raise ConfigError("hidden_sizes", f"expects comma-separated widths; got {text!r}") from None
+    return sizes
+
+
 def _choice(value: str, registry: dict, kind: str) -> str:
     if value.lower() not in registry:
         raise typer.BadParameter(f"unknown {kind} {value!r}; valid: {', '.join(registry)}")
@@ -41,6 +69,322 @@ def _choice(value: str, registry: dict, kind: str) -> str:
 @app.callback()
 def main_callback() -> None:
     """fnn: train and compare MLPs and optimizers, in pure NumPy."""
+
+
+def _choices(name: str) -> str:
+    return "|".join(CHOICES[name])
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise UsageFailure(f"--config {path}: cannot read it ({error})".splitlines()[0]) from None
+    if not isinstance(values, dict):
+        raise UsageFailure(f"--config {path}: expected a mapping of option: value")
+    unknown = sorted(set(values) - FIELDS - CLI_ONLY)
+    if unknown:
+        raise UsageFailure(
+            f"--config {path}: unknown key(s) {', '.join(unknown)}; "
+            f"valid: {', '.join(sorted((FIELDS | CLI_ONLY) - {'extra'}))}"
+        )
+    return values
+
+
+def _merge(ctx: typer.Context, flags: dict[str, Any], config_file: Path | None) -> dict[str, Any]:
+    """Defaults, then the values of ``--config``, then the flags given on the command line."""
+    from_file = _read_config_file(config_file) if config_file else {}
+    merged = {}
+    for name, value in flags.items():
+        source = ctx.get_parameter_source(name)
+        given = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+        merged[name] = value if given or name not in from_file else from_file[name]
+    return merged
+
+
+def build_config(values: dict[str, Any]) -> TrainConfig:
+    """A validated ``TrainConfig`` from merged option values (CLI-only keys go to ``extra``)."""
+    fields = {k: v for k, v in values.items() if k in FIELDS and k != "extra"}
+    hidden = fields.get("hidden_sizes")
+    if hidden is not None and not isinstance(hidden, list | tuple):
+        fields["hidden_sizes"] = _parse_hidden_sizes(hidden)
+    elif hidden is not None:
+        fields["hidden_sizes"] = tuple(hidden)
+    extra = {k: v for k, v in values.items() if k in CLI_ONLY and k != "quiet"}
+    config = TrainConfig(**fields, extra=extra)
+    from fnn.train import validate
+
+    return validate(config)
+
+
+def _print_epoch(record: dict[str, Any]) -> None:
+    console.print(
+        f"epoch {record['epoch']:>3}  train loss {record['train_loss']:.4f} "
+        f"acc {record['train_accuracy']:.2%}  val loss {record['val_loss']:.4f} "
+        f"acc {record['val_accuracy']:.2%}  ({record['seconds']:.1f} s)"
+    )
+
+
+def run_training(values: dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:
+    """Train, evaluate on the test set once, save if asked; returns the summary."""
+    from fnn import metrics
+    from fnn.train import fit
+
+    config = build_config(values)
+    save_dir = values.get("save")
+    if save_dir:
+        try:
+            checkpoint.check_writable(save_dir)
+        except checkpoint.CheckpointError as error:
+            raise UsageFailure(str(error)) from None
+    show_progress = not quiet and console.is_terminal
+    try:
+        splits = data.prepare(
+            config.dataset,
+            data_dir=config.data_dir,
+            val_fraction=config.val_fraction,
+            train_subset=config.train_subset,
+            seed=config.seed,
+            dtype=config.dtype,
+            source=config.source,
+            progress=show_progress,
+        )
+    except data.DataError as error:
+        raise RunFailure(str(error)) from None
+    if not quiet:
+        sizes = [
+            splits.x_train.shape[1],
+            *config.hidden_layers(),
+            len(data.CLASS_NAMES[config.dataset]),
+        ]
+        console.print(
+            f"{config.dataset}: {len(splits.y_train)} train, {len(splits.y_val)} val, "
+            f"{len(splits.y_test)} test; MLP {sizes} {config.activation}, {config.optimizer} "
+            f"lr {config.learning_rate:g}, batch {config.batch_size}, {config.epochs} epochs"
+        )
+    try:
+        params, history = fit(
+            config,
+            splits,
+            progress=show_progress,
+            on_epoch=None if quiet else _print_epoch,
+        )
+    except TrainingDiverged as error:
+        raise RunFailure(str(error)) from None
+    test = metrics.evaluate(
+        params, splits.x_test, splits.y_test, activation=config.activation, loss=config.loss
+    )
+    last = history["epochs"][-1]
+    best = history["epochs"][history["best_epoch"] - 1] if config.patience else last
+    summary = {
+        "val_accuracy": best["val_accuracy"],
+        "val_loss": best["val_loss"],
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "epochs_run": len(history["epochs"]),
+        "train_seconds": sum(e["seconds"] for e in history["epochs"]),
+    }
+    history["test"] = {"loss": test["loss"], "accuracy": test["accuracy"]}
+    console.print(
+        f"val accuracy {summary['val_accuracy']:.2%}  test accuracy {summary['test_accuracy']:.2%}"
+        f"  (test loss {summary['test_loss']:.4f}; {summary['train_seconds']:.1f} s training)"
+    )
+    if save_dir:
+        path = checkpoint.save(save_dir, params, config.to_dict(), history)
+        if not quiet:
+            console.print(f"saved to {path} (inspect with `fnn evaluate {path}`)")
+    return summary
+
+
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+def train(
+    ctx: typer.Context,
+    wandb_project: Annotated[
+        str, typer.Option("--wandb_project", "-wp", help="W&B project.")
+    ] = "fnn",
+    wandb_entity: Annotated[
+        str | None, typer.Option("--wandb_entity", "-we", help="W&B entity (user or team).")
+    ] = None,
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help=_choices("dataset"))
+    ] = DEFAULT.dataset,
+    epochs: Annotated[int, typer.Option("--epochs", "-e", help=">= 1.")] = DEFAULT.epochs,
+    batch_size: Annotated[
+        int, typer.Option("--batch_size", "-b", help=">= 1.")
+    ] = DEFAULT.batch_size,
+    loss: Annotated[str, typer.Option("--loss", "-l", help=_choices("loss"))] = DEFAULT.loss,
+    optimizer: Annotated[
+        str, typer.Option("--optimizer", "-o", help=_choices("optimizer"))
+    ] = DEFAULT.optimizer,
+    learning_rate: Annotated[
+        float, typer.Option("--learning_rate", "-lr", help="> 0.")
+    ] = DEFAULT.learning_rate,
+    momentum: Annotated[
+        float, typer.Option("--momentum", "-m", help="momentum and nag, in [0, 1).")
+    ] = DEFAULT.momentum,
+    beta: Annotated[
+        float, typer.Option("--beta", "-beta", help="rmsprop's decay, in [0, 1).")
+    ] = DEFAULT.beta,
+    beta1: Annotated[
+        float, typer.Option("--beta1", "-beta1", help="adam, nadam, eve; in [0, 1).")
+    ] = DEFAULT.beta1,
+    beta2: Annotated[
+        float, typer.Option("--beta2", "-beta2", help="adam, nadam, eve; in [0, 1).")
+    ] = DEFAULT.beta2,
+    epsilon: Annotated[
+        float, typer.Option("--epsilon", "-eps", help="rmsprop, adam, nadam, eve; > 0.")
+    ] = DEFAULT.epsilon,
+    weight_decay: Annotated[
+        float, typer.Option("--weight_decay", "-w_d", help="Coupled L2, >= 0.")
+    ] = DEFAULT.weight_decay,
+    weight_init: Annotated[
+        str, typer.Option("--weight_init", "-w_i", help=_choices("weight_init"))
+    ] = DEFAULT.weight_init,
+    num_layers: Annotated[
+        int, typer.Option("--num_layers", "-nhl", help="Hidden layers, >= 0.")
+    ] = DEFAULT.num_layers,
+    hidden_size: Annotated[
+        int, typer.Option("--hidden_size", "-sz", help="Width of each hidden layer, >= 1.")
+    ] = DEFAULT.hidden_size,
+    activation: Annotated[
+        str, typer.Option("--activation", "-a", help=_choices("activation"))
+    ] = DEFAULT.activation,
+    hidden_sizes: Annotated[
+        str | None,
+        typer.Option("--hidden_sizes", help="e.g. 512,256: overrides --num_layers/--hidden_size."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seeds init, split and batches.")] = 0,
+    val_fraction: Annotated[
+        float, typer.Option("--val_fraction", help="Stratified validation share, in (0, 1).")
+    ] = DEFAULT.val_fraction,
+    train_subset: Annotated[
+        int | None, typer.Option("--train_subset", help="Train on a stratified subset of N.")
+    ] = None,
+    dropout: Annotated[
+        float, typer.Option("--dropout", help="Inverted dropout on hidden layers, [0, 1).")
+    ] = DEFAULT.dropout,
+    patience: Annotated[
+        int | None, typer.Option("--patience", help="Early stopping on val loss, epochs.")
+    ] = None,
+    log_every: Annotated[
+        int, typer.Option("--log_every", help="Record the running train loss every N steps.")
+    ] = DEFAULT.log_every,
+    save: Annotated[
+        Path | None, typer.Option("--save", help="Checkpoint folder (params, config, history).")
+    ] = None,
+    data_dir: Annotated[
+        str | None, typer.Option("--data_dir", help="Folder holding mnist/ or fashion-mnist/.")
+    ] = None,
+    source: Annotated[str, typer.Option("--source", help=_choices("source"))] = DEFAULT.source,
+    dtype: Annotated[str, typer.Option("--dtype", help=_choices("dtype"))] = DEFAULT.dtype,
+    tracker: Annotated[str, typer.Option("--tracker", help="none")] = "none",
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML file of option: value; flags win.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
+) -> None:
+    """Train an MLP, report validation and test accuracy, optionally save it."""
+    flags = {k: v for k, v in locals().items() if k not in ("ctx", "config")}
+    values = _merge(ctx, flags, config)
+    if values["save"] is not None:
+        values["save"] = str(values["save"])
+    try:
+        run_training(values, quiet=bool(values.pop("quiet")))
+    except ConfigError as error:
+        raise UsageFailure(str(error)) from None
+
+
+@app.command()
+def evaluate(
+    directory: Annotated[Path, typer.Argument(help="A checkpoint folder from `fnn train --save`.")],
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="Default: the one it was trained on.")
+    ] = None,
+    data_dir: Annotated[str | None, typer.Option("--data_dir")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a confusion-matrix PNG.")
+    ] = None,
+) -> None:
+    """Test loss, accuracy, per-class precision/recall and the confusion matrix of a checkpoint."""
+    from fnn import metrics
+
+    try:
+        params, config, _ = checkpoint.load(directory)
+    except checkpoint.CheckpointError as error:
+        raise UsageFailure(str(error)) from None
+    name = (dataset or config.get("dataset", "fashion_mnist")).lower()
+    if name not in data.DATASETS:
+        raise UsageFailure(f"--dataset must be one of {', '.join(data.DATASETS)}; got {name!r}")
+    try:
+        (_, _), (x_test, y_test) = data.load(
+            name, data_dir=data_dir or config.get("data_dir"), progress=not as_json
+        )
+    except data.DataError as error:
+        raise RunFailure(str(error)) from None
+    x = data.preprocess(x_test, dtype=config.get("dtype", "float32"))
+    result = metrics.evaluate(
+        params,
+        x,
+        y_test,
+        activation=config.get("activation", "tanh"),
+        loss=config.get("loss", "cross_entropy"),
+    )
+    names = data.CLASS_NAMES[name]
+    report = metrics.report(result, names)
+    if plot is not None:
+        from fnn import plots
+
+        plots.confusion_figure(result["confusion"], names, plot, title=f"{name} test set")
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    console.print(f"{name} test set: loss {report['loss']:.4f}, accuracy {report['accuracy']:.2%}")
+    table = Table(title="per class")
+    for column in ("class", "precision", "recall", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for row in report["per_class"]:
+        table.add_row(
+            row["class"], f"{row['precision']:.3f}", f"{row['recall']:.3f}", str(row["support"])
+        )
+    console.print(table)
+    matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
+    matrix.add_column("")
+    for index in range(len(names)):
+        matrix.add_column(str(index), justify="right")
+    for index, row in enumerate(result["confusion"]):
+        matrix.add_row(f"{index} {names[index]}", *(str(v) for v in row))
+    console.print(matrix)
+    pairs = ", ".join(
+        f"{p['true']} → {p['predicted']} ({p['count']})" for p in report["most_confused"][:3]
+    )
+    console.print(f"most confused: {pairs}")
+    if plot is not None:
+        console.print(f"confusion matrix figure: {plot}")
+
+
+@app.command()
+def samples(
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help=_choices("dataset"))
+    ] = "fashion_mnist",
+    out: Annotated[Path, typer.Option("--out", help="PNG to write.")] = Path("samples.png"),
+    data_dir: Annotated[str | None, typer.Option("--data_dir")] = None,
+) -> None:
+    """One training image per class in a labelled grid."""
+    from fnn import plots
+
+    name = dataset.lower()
+    if name not in data.DATASETS:
+        raise UsageFailure(f"--dataset must be one of {', '.join(data.DATASETS)}; got {dataset!r}")
+    try:
+        (x_train, y_train), _ = data.load(name, data_dir=data_dir)
+    except data.DataError as error:
+        raise RunFailure(str(error)) from None
+    path = plots.sample_grid(x_train, y_train, data.CLASS_NAMES[name], out, title=name)
+    console.print(f"wrote {path}")
 
 
 @app.command()
@@ -92,5 +436,28 @@ def gradcheck(
     console.print(f"worst: {worst_overall:.2e}")
 
 
-def main() -> None:
-    app()
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; errors become one line on stderr (exit 2: bad input, 1: failed run)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        result = app(args=args or ["--help"], prog_name="fnn", standalone_mode=False)
+    except typer.Abort:
+        errors.print("aborted", highlight=False)
+        return 130
+    except typer.TyperException as error:  # click's usage errors, as Typer vendors them
+        context = getattr(error, "ctx", None)
+        prefix = f"{context.command_path}: " if context is not None else "fnn: "
+        errors.print(
+            f"{prefix}{error.format_message()}", highlight=False, markup=False, soft_wrap=True
+        )
+        return error.exit_code
+    except UsageFailure as error:
+        errors.print(f"fnn: {error}", highlight=False, markup=False, soft_wrap=True)
+        return 2
+    except RunFailure as error:
+        errors.print(f"fnn: {error}", highlight=False, markup=False, soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        errors.print("interrupted", highlight=False)
+        return 130
+    return result if isinstance(result, int) else 0

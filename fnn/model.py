@@ -113,6 +113,8 @@ def grads(
     *,
     activation: str = "tanh",
     loss: str = "cross_entropy",
+    dropout: float = 0.0,
+    rng: np.random.Generator | None = None,
 ) -> tuple[float, Params]:
     """Mean loss over the batch and its gradient with respect to every parameter.
 
@@ -120,24 +122,38 @@ def grads(
     and, for layer l with input ``h_l``:  ``dL/dw_l = h_l^T delta_l``, ``dL/db_l = sum_b delta_l``,
     ``delta_{l-1} = (delta_l w_l^T) * act'(z_{l-1})`` with ``act'`` taken from the stored
     outputs. The gradient with respect to ``x`` itself is never formed.
+
+    ``dropout = p > 0`` applies inverted dropout (Srivastava et al. 2014) to every hidden
+    layer's output: ``h <- h * mask / (1 - p)`` with ``mask ~ Bernoulli(1 - p)`` drawn from
+    ``rng``; the same mask scales the backward pass. Evaluation (``forward``) never drops.
     """
     mlp_layers = layers(params)
     act = activations.get(activation)
     loss_fn = losses.get(loss)
+    if dropout and rng is None:
+        raise ValueError("dropout needs a random generator: grads(..., dropout=p, rng=rng)")
     h = _inputs(mlp_layers, x)
     targets = _targets(y, h.shape[0], mlp_layers[-1]["w"].shape[1], h.dtype)
 
-    outputs = [h]
+    inputs, activated, masks = [h], [], []
     for layer in mlp_layers[:-1]:
         h = act.forward(h @ layer["w"] + layer["b"])
-        outputs.append(h)
+        activated.append(h)
+        if dropout:
+            keep = rng.random(h.shape, dtype=h.dtype) >= dropout
+            masks.append(keep / h.dtype.type(1 - dropout))
+            h = h * masks[-1]
+        inputs.append(h)
     value, delta = loss_fn(h @ mlp_layers[-1]["w"] + mlp_layers[-1]["b"], targets)
 
     gradients: list[dict[str, np.ndarray]] = [{} for _ in mlp_layers]
     for i in range(len(mlp_layers) - 1, -1, -1):
-        gradients[i] = {"w": outputs[i].T @ delta, "b": delta.sum(axis=0)}
+        gradients[i] = {"w": inputs[i].T @ delta, "b": delta.sum(axis=0)}
         if i > 0:
-            delta = act.backward(delta @ mlp_layers[i]["w"].T, outputs[i])
+            delta = delta @ mlp_layers[i]["w"].T
+            if dropout:
+                delta *= masks[i - 1]
+            delta = act.backward(delta, activated[i - 1])
     return value, {f"layer_{i}": g for i, g in enumerate(gradients)}
 
 

@@ -160,3 +160,41 @@ def test_non_finite_inputs_are_not_fixed():
     assert np.isnan(fnn.forward(params, x)).all()
     loss, _ = fnn.grads(params, x, np.array([1]))
     assert np.isnan(loss)
+
+
+def test_dropout_gradient_matches_finite_differences_under_a_fixed_mask():
+    rng = np.random.default_rng(11)
+    params = fnn.init_mlp([6, 8, 7, 3], seed=rng, dtype=np.float64)
+    x = rng.standard_normal((5, 6))
+    y = rng.integers(0, 3, 5)
+
+    def loss_and_grads(p):
+        return fnn.grads(p, x, y, dropout=0.4, rng=np.random.default_rng(99))
+
+    _, analytic = loss_and_grads(params)
+    eps = 1e-6
+    for name in ("layer_0", "layer_1"):
+        w = params[name]["w"]
+        numeric = np.zeros_like(w)
+        for index in np.ndindex(w.shape):
+            shifted = [fnn.tree_map(np.copy, params) for _ in range(2)]
+            shifted[0][name]["w"][index] += eps
+            shifted[1][name]["w"][index] -= eps
+            numeric[index] = (loss_and_grads(shifted[0])[0] - loss_and_grads(shifted[1])[0]) / (
+                2 * eps
+            )
+        np.testing.assert_allclose(analytic[name]["w"], numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_dropout_changes_training_loss_not_evaluation_and_needs_rng():
+    params = fnn.init_mlp([6, 8, 3], dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((50, 6))
+    y = np.zeros(50, dtype=int)
+    plain, _ = fnn.grads(params, x, y)
+    dropped, _ = fnn.grads(params, x, y, dropout=0.5, rng=np.random.default_rng(0))
+    assert plain != dropped
+    assert plain == pytest.approx(fnn.loss_value(params, x, y))
+    with pytest.raises(ValueError, match="random generator"):
+        fnn.grads(params, x, y, dropout=0.5)
+    _, grads32 = fnn.grads(fnn.init_mlp([6, 8, 3]), x, y, dropout=0.5, rng=np.random.default_rng(0))
+    assert grads32["layer_0"]["w"].dtype == np.float32

@@ -1,0 +1,291 @@
+"""Training: a pure step built from the core, and ``fit``, which runs the epochs of a
+configuration over a train/validation split and returns the parameters and their history."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fnn import activations, data, init, losses, metrics, optimizers
+from fnn.model import grads, init_mlp
+from fnn.tracking import NoTracker, Tracker
+from fnn.tree import Params, apply_updates
+
+DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run. Defaults: the best measured configuration
+    (see README, "Default configuration")."""
+
+    dataset: str = "fashion_mnist"
+    epochs: int = 10
+    batch_size: int = 64
+    loss: str = "cross_entropy"
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    beta: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+    weight_decay: float = 0.0
+    weight_init: str = "xavier"
+    num_layers: int = 3
+    hidden_size: int = 128
+    hidden_sizes: tuple[int, ...] | None = None
+    activation: str = "tanh"
+    seed: int = 0
+    val_fraction: float = 0.1
+    train_subset: int | None = None
+    dropout: float = 0.0
+    patience: int | None = None
+    dtype: str = "float32"
+    log_every: int = 200
+    data_dir: str | None = None
+    source: str = "idx"
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. tracker settings, kept in the record
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["hidden_sizes"] = list(self.hidden_layers())
+        return out
+
+    def hidden_layers(self) -> tuple[int, ...]:
+        """Widths of the hidden layers: ``hidden_sizes`` or ``num_layers`` x ``hidden_size``."""
+        if self.hidden_sizes is not None:
+            return tuple(self.hidden_sizes)
+        return (self.hidden_size,) * self.num_layers
+
+    def optimizer_hparams(self) -> dict[str, float]:
+        """The hyperparameters the chosen optimizer takes, from this config."""
+        names = optimizers.hyperparameters(self.optimizer)
+        return {name: getattr(self, name) for name in names if hasattr(self, name)}
+
+
+FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+class ConfigError(ValueError):
+    """A configuration value out of its accepted range; ``option`` names the CLI flag."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(f"--{option} {message}")
+        self.option = option
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became non-finite."""
+
+
+# (field, predicate, accepted range as the user reads it)
+RANGES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("epochs", lambda v: v >= 1, ">= 1"),
+    ("batch_size", lambda v: v >= 1, ">= 1"),
+    ("num_layers", lambda v: v >= 0, ">= 0"),
+    ("hidden_size", lambda v: v >= 1, ">= 1"),
+    ("learning_rate", lambda v: v > 0 and math.isfinite(v), "> 0"),
+    ("momentum", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("beta", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("beta1", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("beta2", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("epsilon", lambda v: v > 0, "> 0"),
+    ("weight_decay", lambda v: v >= 0, ">= 0"),
+    ("val_fraction", lambda v: 0 < v < 1, "in (0, 1)"),
+    ("dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("patience", lambda v: v is None or v >= 1, ">= 1"),
+    ("train_subset", lambda v: v is None or v >= 20, ">= 20 (or unset for all)"),
+    ("log_every", lambda v: v >= 1, ">= 1"),
+    ("hidden_sizes", lambda v: v is None or (len(v) >= 1 and min(v) >= 1), "positive widths"),
+]
+CHOICES: dict[str, tuple[str, ...]] = {
+    "dataset": tuple(data.DATASETS),
+    "loss": tuple(losses.LOSSES),
+    "optimizer": tuple(optimizers.OPTIMIZERS),
+    "weight_init": tuple(init.INITIALISERS),
+    "activation": tuple(activations.ACTIVATIONS),
+    "dtype": DTYPES,
+    "source": ("idx", "tfds"),
+}
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """``config`` with its names lower-cased; ``ConfigError`` for the first bad value."""
+    for name, allowed in CHOICES.items():
+        value = getattr(config, name)
+        if not isinstance(value, str) or value.lower() not in allowed:
+            raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {value!r}")
+    for name, accepts, description in RANGES:
+        value = getattr(config, name)
+        try:
+            ok = accepts(value)
+        except TypeError:
+            ok = False
+        if not ok:
+            raise ConfigError(name, f"must be {description}; got {value!r}")
+    return dataclasses.replace(config, **{name: getattr(config, name).lower() for name in CHOICES})
+
+
+def train_step(
+    optimizer: optimizers.Optimizer, *, activation: str, loss: str, dropout: float = 0.0
+) -> Callable:
+    """A pure step ``(params, opt_state, xb, yb, rng=None) -> (params, opt_state, loss)``:
+    gradients, the optimizer's update (given the loss, for Eve) and its application."""
+
+    def step(params, opt_state, xb, yb, rng=None):
+        value, gradients = grads(
+            params, xb, yb, activation=activation, loss=loss, dropout=dropout, rng=rng
+        )
+        updates, opt_state = optimizer.update(gradients, opt_state, params, loss=value)
+        return apply_updates(params, updates), opt_state, value
+
+    return step
+
+
+def _progress(enabled: bool):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def fit(
+    config: TrainConfig,
+    splits: data.Splits | None = None,
+    *,
+    tracker: Tracker | None = None,
+    progress: bool = False,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[Params, dict[str, Any]]:
+    """Train ``config`` on ``splits`` (loaded from ``config.dataset`` when not given).
+
+    Per epoch the history holds train and validation loss and accuracy (evaluation passes with
+    the epoch's final parameters, no dropout) and the training time; every ``log_every`` steps
+    the mean minibatch loss since the previous record. With ``patience``, training stops after
+    that many epochs without a lower validation loss and the best parameters are returned.
+    Raises ``TrainingDiverged`` as soon as a minibatch loss is not finite.
+    """
+    config = validate(config)
+    tracker = tracker or NoTracker()
+    if splits is None:
+        splits = data.prepare(
+            config.dataset,
+            data_dir=config.data_dir,
+            val_fraction=config.val_fraction,
+            train_subset=config.train_subset,
+            seed=config.seed,
+            dtype=config.dtype,
+            source=config.source,
+            progress=progress,
+        )
+    init_seed, batch_seed, dropout_seed = np.random.SeedSequence(config.seed).spawn(3)
+    num_classes = int(max(splits.y_train.max(), splits.y_val.max())) + 1
+    sizes = [splits.x_train.shape[1], *config.hidden_layers(), num_classes]
+    params = init_mlp(
+        sizes, init=config.weight_init, seed=np.random.default_rng(init_seed), dtype=config.dtype
+    )
+    optimizer = optimizers.get(config.optimizer, **config.optimizer_hparams())
+    opt_state = optimizer.init(params)
+    step = train_step(
+        optimizer, activation=config.activation, loss=config.loss, dropout=config.dropout
+    )
+    batch_rng = np.random.default_rng(batch_seed)
+    dropout_rng = np.random.default_rng(dropout_seed) if config.dropout else None
+
+    history: dict[str, Any] = {
+        "epochs": [],
+        "steps": [],
+        "best_epoch": None,
+        "stopped_early": False,
+    }
+    best_loss, best_params, stale = math.inf, params, 0
+    steps_per_epoch = -(-len(splits.y_train) // config.batch_size)
+    global_step, loss_sum, loss_count = 0, 0.0, 0
+    # Overflow on the way to a non-finite loss is reported as TrainingDiverged, not as warnings.
+    with _progress(progress) as bar, np.errstate(over="ignore", invalid="ignore"):
+        task = bar.add_task("epoch 1", total=steps_per_epoch * config.epochs, status="")
+        for epoch in range(1, config.epochs + 1):
+            bar.update(task, description=f"epoch {epoch}/{config.epochs}")
+            started = time.perf_counter()
+            for xb, yb in data.batches(
+                splits.x_train, splits.y_train, config.batch_size, batch_rng
+            ):
+                params, opt_state, value = step(params, opt_state, xb, yb, dropout_rng)
+                global_step += 1
+                if not math.isfinite(value):
+                    raise TrainingDiverged(
+                        f"training diverged at epoch {epoch}, step {global_step} (loss = {value}); "
+                        f"try a lower learning rate than {config.learning_rate:g}"
+                    )
+                loss_sum, loss_count = loss_sum + value, loss_count + 1
+                if global_step % config.log_every == 0:
+                    record = {"step": global_step, "train_loss": loss_sum / loss_count}
+                    history["steps"].append(record)
+                    tracker.log(record, step=global_step)
+                    bar.update(task, status=f"loss {record['train_loss']:.4f}")
+                    loss_sum, loss_count = 0.0, 0
+                bar.advance(task)
+            seconds = time.perf_counter() - started
+
+            train = metrics.evaluate(
+                params,
+                splits.x_train,
+                splits.y_train,
+                activation=config.activation,
+                loss=config.loss,
+            )
+            val = metrics.evaluate(
+                params, splits.x_val, splits.y_val, activation=config.activation, loss=config.loss
+            )
+            record = {
+                "epoch": epoch,
+                "step": global_step,
+                "train_loss": train["loss"],
+                "train_accuracy": train["accuracy"],
+                "val_loss": val["loss"],
+                "val_accuracy": val["accuracy"],
+                "seconds": seconds,
+            }
+            history["epochs"].append(record)
+            tracker.log(record, step=global_step)
+            bar.update(task, status=f"val loss {val['loss']:.4f} acc {val['accuracy']:.2%}")
+            if on_epoch is not None:
+                on_epoch(record)
+            if not math.isfinite(val["loss"]):
+                raise TrainingDiverged(
+                    f"training diverged at epoch {epoch} (validation loss = {val['loss']}); "
+                    f"try a lower learning rate than {config.learning_rate:g}"
+                )
+            if val["loss"] < best_loss:
+                best_loss, best_params, stale = val["loss"], params, 0
+                history["best_epoch"] = epoch
+            else:
+                stale += 1
+            if config.patience is not None and stale >= config.patience:
+                history["stopped_early"] = True
+                break
+    if config.patience is not None:
+        params = best_params
+    return params, history

@@ -1,0 +1,8 @@
+"""``python train.py [flags]`` is ``fnn train [flags]``: the same command, the same flags."""
+
+import sys
+
+from fnn.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["train", *sys.argv[1:]]))
