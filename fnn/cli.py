@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
+from rich import get_console
 from rich.console import Console
 from rich.table import Table
 
@@ -26,7 +27,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = get_console()  # the console the progress bar draws on, so prints interleave
 errors = Console(stderr=True)
 DEFAULT = TrainConfig()
 CLI_ONLY = {"wandb_project", "wandb_entity", "tracker", "save", "quiet"}
