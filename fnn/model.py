@@ -28,12 +28,15 @@ def init_mlp(
     ``seed`` is an int or a ``np.random.Generator``; layers draw from it in forward order.
     """
     sizes = list(sizes)
-    if len(sizes) < 2 or not all(isinstance(s, int | np.integer) and s >= 1 for s in sizes):
+    valid = all(
+        isinstance(s, int | np.integer) and not isinstance(s, bool) and s >= 1 for s in sizes
+    )
+    if len(sizes) < 2 or not valid:
         raise ValueError(f"sizes must be >= 2 positive integers [n_in, ..., n_out], got {sizes}")
     initialiser = _init_module.get(init)
     dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise ValueError(f"dtype must be a floating type (float32 or float64), got {dtype}")
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     return {
         f"layer_{i}": {
@@ -49,31 +52,53 @@ _init_module = init  # the keyword argument ``init`` shadows the module inside i
 
 def layers(params: Params) -> list[dict[str, np.ndarray]]:
     """The layers of ``params`` in forward order; ``ValueError`` if the layout is wrong."""
-    expected = [f"layer_{i}" for i in range(len(params))]
-    if not isinstance(params, dict) or sorted(params) != sorted(expected) or not params:
+    if not isinstance(params, dict) or not params:
         raise ValueError(
-            f"params must be a dict with keys layer_0..layer_{len(params) - 1}, "
-            f"got keys {sorted(params) if isinstance(params, dict) else type(params).__name__}"
+            "params must be a non-empty dict {'layer_0': {'w': ..., 'b': ...}, ...} "
+            f"(see fnn.init_mlp), got {type(params).__name__}"
         )
-    return [params[name] for name in expected]
+    expected = [f"layer_{i}" for i in range(len(params))]
+    if set(params) != set(expected):
+        raise ValueError(
+            f"params must have keys layer_0..layer_{len(params) - 1}, got {sorted(params)}"
+        )
+    mlp_layers = [params[name] for name in expected]
+    for name, layer in zip(expected, mlp_layers, strict=True):
+        if not isinstance(layer, dict) or set(layer) != {"w", "b"}:
+            raise ValueError(f"params[{name!r}] must be a dict with keys 'w' and 'b'")
+        w, b = layer["w"], layer["b"]
+        if np.ndim(w) != 2 or np.shape(b) != (np.shape(w)[1],):
+            raise ValueError(
+                f"params[{name!r}]: w must be (fan_in, fan_out) and b (fan_out,), "
+                f"got w {np.shape(w)} and b {np.shape(b)}"
+            )
+    for i in range(1, len(mlp_layers)):
+        fan_out, fan_in = mlp_layers[i - 1]["w"].shape[1], mlp_layers[i]["w"].shape[0]
+        if fan_out != fan_in:
+            raise ValueError(
+                f"layer_{i - 1} outputs {fan_out} features but layer_{i} expects {fan_in}"
+            )
+    return mlp_layers
 
 
 def _inputs(mlp_layers: list[dict[str, np.ndarray]], x: np.ndarray) -> np.ndarray:
     """``x`` as a ``(batch, features)`` matrix in the parameters' dtype."""
     x = np.asarray(x)
-    if x.ndim > 2:
-        x = rearrange(x, "b ... -> b (...)")
+    flat = rearrange(x, "b ... -> b (...)") if x.ndim > 2 else x
     weights = mlp_layers[0]["w"]
-    if x.ndim != 2 or x.shape[1] != weights.shape[0]:
+    if flat.ndim != 2 or flat.shape[1] != weights.shape[0]:
         raise ValueError(
             f"x of shape {x.shape} does not fit the first layer's weights of shape "
             f"{weights.shape}: expected (batch, {weights.shape[0]})"
         )
-    return x.astype(weights.dtype, copy=False)
+    return flat.astype(weights.dtype, copy=False)
 
 
 def _targets(y: np.ndarray, batch: int, num_classes: int, dtype) -> np.ndarray:
-    """Integer labels ``(batch,)`` (checked in range) or one-hot rows ``(batch, num_classes)``."""
+    """Integer labels ``(batch,)`` (checked in range) or target distributions
+    ``(batch, num_classes)`` (one-hot rows; checked non-negative and summing to 1)."""
+    if batch == 0:
+        raise ValueError("x is an empty batch: the mean loss over 0 samples is undefined")
     y = np.asarray(y)
     if y.ndim == 2:
         if y.shape != (batch, num_classes):
@@ -81,14 +106,16 @@ def _targets(y: np.ndarray, batch: int, num_classes: int, dtype) -> np.ndarray:
                 f"one-hot y of shape {y.shape} does not match (batch, classes) = "
                 f"({batch}, {num_classes})"
             )
+        if y.min() < 0 or not np.allclose(y.sum(axis=1), 1.0):
+            raise ValueError("one-hot y rows must be non-negative and sum to 1")
         return y.astype(dtype, copy=False)
     if y.shape != (batch,):
         raise ValueError(f"labels y of shape {y.shape} do not match the batch of {batch} inputs")
     if y.dtype.kind not in "iu":
-        if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+        if y.dtype.kind == "b" or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
             raise ValueError("labels y must be integers (or one-hot rows)")
         y = y.astype(np.int64)
-    if batch and (y.min() < 0 or y.max() >= num_classes):
+    if y.min() < 0 or y.max() >= num_classes:
         raise ValueError(
             f"labels must lie in [0, {num_classes - 1}], got values in [{y.min()}, {y.max()}]"
         )
@@ -130,6 +157,8 @@ def grads(
     mlp_layers = layers(params)
     act = activations.get(activation)
     loss_fn = losses.get(loss)
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     if dropout and rng is None:
         raise ValueError("dropout needs a random generator: grads(..., dropout=p, rng=rng)")
     h = _inputs(mlp_layers, x)
@@ -146,15 +175,15 @@ def grads(
         inputs.append(h)
     value, delta = loss_fn(h @ mlp_layers[-1]["w"] + mlp_layers[-1]["b"], targets)
 
-    gradients: list[dict[str, np.ndarray]] = [{} for _ in mlp_layers]
+    gradients = {}
     for i in range(len(mlp_layers) - 1, -1, -1):
-        gradients[i] = {"w": inputs[i].T @ delta, "b": delta.sum(axis=0)}
+        gradients[f"layer_{i}"] = {"w": inputs[i].T @ delta, "b": delta.sum(axis=0)}
         if i > 0:
             delta = delta @ mlp_layers[i]["w"].T
             if dropout:
                 delta *= masks[i - 1]
             delta = act.backward(delta, activated[i - 1])
-    return value, {f"layer_{i}": g for i, g in enumerate(gradients)}
+    return value, {f"layer_{i}": gradients[f"layer_{i}"] for i in range(len(mlp_layers))}
 
 
 def loss_value(
@@ -166,8 +195,7 @@ def loss_value(
     loss: str = "cross_entropy",
 ) -> float:
     """Mean loss of ``params`` on ``(x, y)``, without gradients."""
-    mlp_layers = layers(params)
     logits = forward(params, x, activation=activation)
-    targets = _targets(y, logits.shape[0], mlp_layers[-1]["w"].shape[1], logits.dtype)
+    targets = _targets(y, logits.shape[0], logits.shape[1], logits.dtype)
     value, _ = losses.get(loss)(logits, targets)
     return value

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -57,11 +58,16 @@ class EveState(NamedTuple):
 
 
 def _check(name: str, value: float, low: float, high: float = math.inf, *, closed_low=True):
-    """Raise ``ValueError`` unless ``low <= value < high`` (``low < value`` if not closed_low)."""
+    """``value`` as a Python float if ``low <= value < high`` (``low < value`` if not
+    closed_low), else ``ValueError``. Python floats keep float32 state float32 (NEP 50)."""
+    bracket = "[" if closed_low else "("
+    if not isinstance(value, numbers.Real) or isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be a number in {bracket}{low}, {high}), got {value!r}")
+    value = float(value)
     above = value >= low if closed_low else value > low
-    if not (isinstance(value, int | float) and above and value < high):
-        bracket = "[" if closed_low else "("
+    if not (above and value < high):
         raise ValueError(f"{name} must be in {bracket}{low}, {high}), got {value!r}")
+    return value
 
 
 def _decayed(grads: Params, params: Params | None, weight_decay: float) -> Params:
@@ -75,8 +81,8 @@ def _decayed(grads: Params, params: Params | None, weight_decay: float) -> Param
 
 def sgd(learning_rate: float, weight_decay: float = 0.0) -> Optimizer:
     """Plain gradient descent, as ``torch.optim.SGD(lr, momentum=0)``: update = -lr g."""
-    _check("learning_rate", learning_rate, 0, closed_low=False)
-    _check("weight_decay", weight_decay, 0)
+    learning_rate = _check("learning_rate", learning_rate, 0, closed_low=False)
+    weight_decay = _check("weight_decay", weight_decay, 0)
 
     def init(params):
         return EmptyState()
@@ -93,9 +99,9 @@ def momentum(learning_rate: float, momentum: float = 0.9, weight_decay: float = 
 
     b_t = mu b_{t-1} + g_t  (b_0 = 0, so b_1 = g_1 as in torch);  update = -lr b_t.
     """
-    _check("learning_rate", learning_rate, 0, closed_low=False)
-    _check("momentum", momentum, 0, 1)
-    _check("weight_decay", weight_decay, 0)
+    learning_rate = _check("learning_rate", learning_rate, 0, closed_low=False)
+    momentum = _check("momentum", momentum, 0, 1)
+    weight_decay = _check("weight_decay", weight_decay, 0)
 
     def init(params):
         return MomentumState(tree_zeros_like(params))
@@ -114,9 +120,9 @@ def nag(learning_rate: float, momentum: float = 0.9, weight_decay: float = 0.0) 
 
     b_t = mu b_{t-1} + g_t;  update = -lr (g_t + mu b_t).
     """
-    _check("learning_rate", learning_rate, 0, closed_low=False)
-    _check("momentum", momentum, 0, 1)
-    _check("weight_decay", weight_decay, 0)
+    learning_rate = _check("learning_rate", learning_rate, 0, closed_low=False)
+    momentum = _check("momentum", momentum, 0, 1)
+    weight_decay = _check("weight_decay", weight_decay, 0)
 
     def init(params):
         return MomentumState(tree_zeros_like(params))
@@ -135,12 +141,13 @@ def rmsprop(
 ) -> Optimizer:
     """RMSprop (Hinton, Coursera lecture 6e, 2012), as ``torch.optim.RMSprop(lr, alpha=beta,
     eps=epsilon)``: v_t = beta v_{t-1} + (1 - beta) g_t^2;  update = -lr g_t / (sqrt(v_t) + eps),
-    epsilon outside the square root, no bias correction.
+    epsilon outside the square root, no bias correction. (The default beta = 0.9 is Hinton's;
+    torch's alpha defaults to 0.99.)
     """
-    _check("learning_rate", learning_rate, 0, closed_low=False)
-    _check("beta", beta, 0, 1)
-    _check("epsilon", epsilon, 0, closed_low=False)
-    _check("weight_decay", weight_decay, 0)
+    learning_rate = _check("learning_rate", learning_rate, 0, closed_low=False)
+    beta = _check("beta", beta, 0, 1)
+    epsilon = _check("epsilon", epsilon, 0, closed_low=False)
+    weight_decay = _check("weight_decay", weight_decay, 0)
 
     def init(params):
         return RMSpropState(tree_zeros_like(params))
@@ -161,12 +168,14 @@ def _moments(state, grads, beta1: float, beta2: float) -> tuple[Params, Params]:
     return first, second
 
 
-def _check_adam(learning_rate, beta1, beta2, epsilon, weight_decay) -> None:
-    _check("learning_rate", learning_rate, 0, closed_low=False)
-    _check("beta1", beta1, 0, 1)
-    _check("beta2", beta2, 0, 1)
-    _check("epsilon", epsilon, 0, closed_low=False)
-    _check("weight_decay", weight_decay, 0)
+def _check_adam(learning_rate, beta1, beta2, epsilon, weight_decay) -> tuple[float, ...]:
+    return (
+        _check("learning_rate", learning_rate, 0, closed_low=False),
+        _check("beta1", beta1, 0, 1),
+        _check("beta2", beta2, 0, 1),
+        _check("epsilon", epsilon, 0, closed_low=False),
+        _check("weight_decay", weight_decay, 0),
+    )
 
 
 def adam(
@@ -181,7 +190,9 @@ def adam(
     m_t, v_t as in the paper;  update = -(lr / (1 - beta1^t)) m_t / (sqrt(v_t) / sqrt(1 - beta2^t)
     + eps), i.e. -lr m-hat / (sqrt(v-hat) + eps), in torch's arrangement of the bias corrections.
     """
-    _check_adam(learning_rate, beta1, beta2, epsilon, weight_decay)
+    learning_rate, beta1, beta2, epsilon, weight_decay = _check_adam(
+        learning_rate, beta1, beta2, epsilon, weight_decay
+    )
 
     def init(params):
         return AdamState(0, tree_zeros_like(params), tree_zeros_like(params))
@@ -216,7 +227,9 @@ def nadam(
     (torch.optim.NAdam uses the decaying schedule mu_t = beta1 (1 - 0.96^(t psi) / 2); it equals
     this rule only as momentum_decay psi -> infinity.)
     """
-    _check_adam(learning_rate, beta1, beta2, epsilon, weight_decay)
+    learning_rate, beta1, beta2, epsilon, weight_decay = _check_adam(
+        learning_rate, beta1, beta2, epsilon, weight_decay
+    )
 
     def init(params):
         return AdamState(0, tree_zeros_like(params), tree_zeros_like(params))
@@ -258,13 +271,15 @@ def eve(
       r_t = |f-hat_{t-1} - f-hat| / min(f-hat_{t-1}, f-hat)
       d_t = beta3 d_{t-1} + (1 - beta3) r_t
     update = -lr m-hat_t / (d_t sqrt(v-hat_t) + eps)   (m-hat, v-hat as in Adam; the paper's
-    placement of eps, not the authors' Keras code's ``lr_t`` form).
+    placement of eps, not the authors' Keras code's ``lr_t`` form). With ``weight_decay`` the
+    feedback still sees the loss the caller passes (the data loss), not the L2 term.
     """
-    _check_adam(learning_rate, beta1, beta2, epsilon, weight_decay)
-    _check("beta3", beta3, 0, 1)
-    _check("k", k, 0, closed_low=False)
-    if not (isinstance(K, int | float) and K > k):
-        raise ValueError(f"K must be greater than k = {k}, got {K!r}")
+    learning_rate, beta1, beta2, epsilon, weight_decay = _check_adam(
+        learning_rate, beta1, beta2, epsilon, weight_decay
+    )
+    beta3 = _check("beta3", beta3, 0, 1)
+    k = _check("k", k, 0, closed_low=False)
+    K = _check("K", K, k, closed_low=False)  # noqa: N806 - the paper's name
 
     def init(params):
         return EveState(0, tree_zeros_like(params), tree_zeros_like(params), 1.0, 0.0)
@@ -321,18 +336,13 @@ def hyperparameters(name: str) -> list[str]:
 
 
 def get(name: str, **hparams: float) -> Optimizer:
-    """The optimizer ``name`` built from ``hparams``.
-
-    Hyperparameters that this optimizer does not use but another one does (``momentum`` for
-    ``adam``, say) are ignored, so a CLI can pass all of its flags; a name no optimizer knows
-    is a ``ValueError``.
-    """
+    """The optimizer ``name`` built from ``hparams``; ``ValueError`` for an unknown name or a
+    hyperparameter this optimizer does not take (see ``hyperparameters(name)``)."""
     factory = lookup(OPTIMIZERS, name, "optimizer")
     accepted = inspect.signature(factory).parameters
-    known = {p for f in OPTIMIZERS.values() for p in inspect.signature(f).parameters}
-    unknown = sorted(set(hparams) - known)
+    unknown = sorted(set(hparams) - set(accepted))
     if unknown:
         raise ValueError(
-            f"unknown hyperparameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            f"{name} does not take {', '.join(unknown)}; it takes {', '.join(accepted)}"
         )
-    return factory(**{key: value for key, value in hparams.items() if key in accepted})
+    return factory(**hparams)

@@ -38,10 +38,10 @@ class TrainConfig:
     epsilon: float = 1e-8
     weight_decay: float = 0.0
     weight_init: str = "xavier"
-    num_layers: int = 3
-    hidden_size: int = 128
+    num_layers: int = 2
+    hidden_size: int = 256
     hidden_sizes: tuple[int, ...] | None = None
-    activation: str = "tanh"
+    activation: str = "relu"
     seed: int = 0
     val_fraction: float = 0.1
     train_subset: int | None = None

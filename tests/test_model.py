@@ -198,3 +198,49 @@ def test_dropout_changes_training_loss_not_evaluation_and_needs_rng():
         fnn.grads(params, x, y, dropout=0.5)
     _, grads32 = fnn.grads(fnn.init_mlp([6, 8, 3]), x, y, dropout=0.5, rng=np.random.default_rng(0))
     assert grads32["layer_0"]["w"].dtype == np.float32
+
+
+def test_target_rows_must_be_distributions_and_batches_non_empty():
+    params = fnn.init_mlp([4, 3])
+    x = np.ones((2, 4))
+    with pytest.raises(ValueError, match="sum to 1"):
+        fnn.grads(params, x, np.array([[0.5, 0.5, 0.5], [0.0, 2.0, 0.0]]))
+    with pytest.raises(ValueError, match="non-negative"):
+        fnn.grads(params, x, np.array([[-1.0, 2.0, 0.0], [0.0, 1.0, 0.0]]))
+    with pytest.raises(ValueError, match="empty batch"):
+        fnn.grads(params, np.zeros((0, 4)), np.zeros(0, int))
+    with pytest.raises(ValueError, match="integers"):
+        fnn.grads(params, x, np.array([True, False]))
+
+
+@pytest.mark.parametrize("dropout", [1.0, -0.5])
+def test_dropout_out_of_range(dropout):
+    params = fnn.init_mlp([4, 3, 2])
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        fnn.grads(params, np.ones((2, 4)), np.array([0, 1]), dropout=dropout,
+                  rng=np.random.default_rng(0))  # fmt: skip
+
+
+def test_malformed_params_are_explained():
+    good = fnn.init_mlp([4, 3, 2])
+    x = np.ones((2, 4))
+    cases = {
+        "non-empty dict": {},
+        "keys layer_0": {"layer_1": good["layer_0"]},
+        "'w' and 'b'": {"layer_0": {"w": good["layer_0"]["w"]}, "layer_1": good["layer_1"]},
+        "outputs 3 features": {"layer_0": good["layer_0"],
+                               "layer_1": fnn.init_mlp([5, 2])["layer_0"]},
+        "b \\(fan_out,\\)": {"layer_0": {"w": good["layer_0"]["w"], "b": np.zeros(4)},
+                             "layer_1": good["layer_1"]},
+    }  # fmt: skip
+    for message, params in cases.items():
+        with pytest.raises(ValueError, match=message):
+            fnn.forward(params, x)
+    with pytest.raises(ValueError, match="non-empty dict"):
+        fnn.forward(None, x)
+    with pytest.raises(ValueError, match=r"x of shape \(2, 27, 27\)"):
+        fnn.forward(good, np.ones((2, 27, 27)))
+    with pytest.raises(ValueError, match="sizes"):
+        fnn.init_mlp([True, 2])
+    with pytest.raises(ValueError, match="float32 or float64"):
+        fnn.init_mlp([3, 2], dtype=np.float16)

@@ -472,13 +472,24 @@ def test_get_unknown_hyperparameter():
         get("adam", learning_rate=0.1, lr=0.1)
 
 
-def test_get_ignores_hyperparameters_of_other_optimizers():
-    ours = one_step(get("sgd", momentum=0.9, learning_rate=0.1, beta3=0.5))
-    params, grad_seq = problem()
-    expected = flat(params) - 0.1 * (flat(grad_seq[0]) + flat(grad_seq[1]))
-    np.testing.assert_allclose(ours, expected, rtol=1e-14, atol=1e-15)
-    with_momentum = one_step(get("momentum", momentum=0.9, learning_rate=0.1))
-    assert max_abs_diff(ours, with_momentum) > 1e-3
+def test_get_rejects_hyperparameters_the_optimizer_does_not_take():
+    # Silently dropping momentum would turn "sgd with momentum" into plain SGD.
+    with pytest.raises(ValueError, match="sgd does not take momentum"):
+        get("sgd", momentum=0.9, learning_rate=0.1)
+    assert fnn.optimizers.hyperparameters("sgd") == ["learning_rate", "weight_decay"]
+
+
+def test_numpy_scalar_hyperparameters_keep_float32():
+    params = {"w": np.ones(3, dtype=np.float32)}
+    for name in NAMES:
+        opt = get(name, learning_rate=np.float64(1e-3), weight_decay=np.float32(1e-4))
+        updates, state = opt.update(params, opt.init(params), params, loss=1.0)
+        assert updates["w"].dtype == np.float32, name
+        assert all(
+            leaf.dtype == np.float32
+            for leaf in fnn.tree_leaves(state)
+            if isinstance(leaf, np.ndarray)
+        ), name
 
 
 BAD_HYPERPARAMETERS = [

@@ -76,7 +76,7 @@ def test_early_stopping_returns_the_best_parameters():
     best = history["epochs"][history["best_epoch"] - 1]
     assert len(history["epochs"]) == history["best_epoch"] + 2
     assert best["val_loss"] == min(e["val_loss"] for e in history["epochs"])
-    result = metrics.evaluate(params, splits.x_val, splits.y_val, activation="tanh")
+    result = metrics.evaluate(params, splits.x_val, splits.y_val, activation=config.activation)
     assert result["loss"] == pytest.approx(best["val_loss"], rel=1e-6)
 
 
