@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ from rich import get_console
 from rich.console import Console
 from rich.table import Table
 
-from fnn import activations, checkpoint, data, losses
+from fnn import activations, checkpoint, data, losses, tracking
 from fnn.gradcheck import gradcheck as run_gradcheck
 from fnn.model import init_mlp
 from fnn.train import CHOICES, FIELDS, ConfigError, TrainConfig, TrainingDiverged
@@ -113,6 +114,9 @@ def build_config(values: dict[str, Any]) -> TrainConfig:
         fields["hidden_sizes"] = _parse_hidden_sizes(hidden)
     elif hidden is not None:
         fields["hidden_sizes"] = tuple(hidden)
+    kind = values.get("tracker", "wandb")
+    if kind not in tracking.TRACKERS:
+        raise ConfigError("tracker", f"must be one of {', '.join(tracking.TRACKERS)}; got {kind!r}")
     extra = {k: v for k, v in values.items() if k in CLI_ONLY and k != "quiet"}
     config = TrainConfig(**fields, extra=extra)
     from fnn.train import validate
@@ -154,39 +158,39 @@ def run_training(values: dict[str, Any], *, quiet: bool = False) -> dict[str, An
         )
     except data.DataError as error:
         raise RunFailure(str(error)) from None
+    class_names = data.CLASS_NAMES[config.dataset]
     if not quiet:
-        sizes = [
-            splits.x_train.shape[1],
-            *config.hidden_layers(),
-            len(data.CLASS_NAMES[config.dataset]),
-        ]
+        sizes = [splits.x_train.shape[1], *config.hidden_layers(), len(class_names)]
         console.print(
             f"{config.dataset}: {len(splits.y_train)} train, {len(splits.y_val)} val, "
             f"{len(splits.y_test)} test; MLP {sizes} {config.activation}, {config.optimizer} "
             f"lr {config.learning_rate:g}, batch {config.batch_size}, {config.epochs} epochs"
         )
+    tracker = tracking.start(
+        values.get("tracker", "wandb"),
+        config.to_dict(),
+        project=values.get("wandb_project") or "fnn",
+        entity=values.get("wandb_entity"),
+        say=lambda line: errors.print(line, highlight=False, markup=False, soft_wrap=True),
+    )
     try:
         params, history = fit(
             config,
             splits,
+            tracker=tracker,
             progress=show_progress,
             on_epoch=None if quiet else _print_epoch,
         )
+        test = metrics.evaluate(
+            params, splits.x_test, splits.y_test, activation=config.activation, loss=config.loss
+        )
+        summary = _summarise(config, history, test)
+        tracker.summary(summary)
+        _log_confusion(tracker, splits.y_test, test, class_names, config.dataset)
     except TrainingDiverged as error:
         raise RunFailure(str(error)) from None
-    test = metrics.evaluate(
-        params, splits.x_test, splits.y_test, activation=config.activation, loss=config.loss
-    )
-    last = history["epochs"][-1]
-    best = history["epochs"][history["best_epoch"] - 1] if config.patience else last
-    summary = {
-        "val_accuracy": best["val_accuracy"],
-        "val_loss": best["val_loss"],
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
-        "epochs_run": len(history["epochs"]),
-        "train_seconds": sum(e["seconds"] for e in history["epochs"]),
-    }
+    finally:
+        tracker.finish()
     history["test"] = {"loss": test["loss"], "accuracy": test["accuracy"]}
     console.print(
         f"val accuracy {summary['val_accuracy']:.2%}  test accuracy {summary['test_accuracy']:.2%}"
@@ -197,6 +201,33 @@ def run_training(values: dict[str, Any], *, quiet: bool = False) -> dict[str, An
         if not quiet:
             console.print(f"saved to {path} (inspect with `fnn evaluate {path}`)")
     return summary
+
+
+def _summarise(config: TrainConfig, history: dict[str, Any], test: dict[str, Any]) -> dict:
+    last = history["epochs"][-1]
+    best = history["epochs"][history["best_epoch"] - 1] if config.patience else last
+    return {
+        "val_accuracy": best["val_accuracy"],
+        "val_loss": best["val_loss"],
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "epochs_run": len(history["epochs"]),
+        "train_seconds": sum(e["seconds"] for e in history["epochs"]),
+    }
+
+
+def _log_confusion(tracker, labels, test: dict[str, Any], class_names, dataset: str) -> None:
+    """W&B's stock confusion chart plus our normalised figure that names the confused pairs."""
+    if isinstance(tracker, tracking.NoTracker):
+        return
+    from fnn import plots
+
+    tracker.confusion("confusion", labels, test["predictions"], class_names)
+    with tempfile.TemporaryDirectory() as folder:
+        figure = plots.confusion_figure(
+            test["confusion"], class_names, Path(folder) / "confusion.png", title=f"{dataset} test"
+        )
+        tracker.image("confusion_matrix", figure, caption="rows normalised per true class")
 
 
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -280,7 +311,10 @@ def train(
     ] = None,
     source: Annotated[str, typer.Option("--source", help=_choices("source"))] = DEFAULT.source,
     dtype: Annotated[str, typer.Option("--dtype", help=_choices("dtype"))] = DEFAULT.dtype,
-    tracker: Annotated[str, typer.Option("--tracker", help="none")] = "none",
+    tracker: Annotated[
+        str,
+        typer.Option("--tracker", help="wandb (offline without a key or network) or none."),
+    ] = "wandb",
     config: Annotated[
         Path | None, typer.Option("--config", help="YAML file of option: value; flags win.")
     ] = None,
@@ -373,6 +407,9 @@ def samples(
     ] = "fashion_mnist",
     out: Annotated[Path, typer.Option("--out", help="PNG to write.")] = Path("samples.png"),
     data_dir: Annotated[str | None, typer.Option("--data_dir")] = None,
+    log: Annotated[bool, typer.Option("--log", help="Also log the grid to W&B.")] = False,
+    wandb_project: Annotated[str, typer.Option("--wandb_project", "-wp")] = "fnn",
+    wandb_entity: Annotated[str | None, typer.Option("--wandb_entity", "-we")] = None,
 ) -> None:
     """One training image per class in a labelled grid."""
     from fnn import plots
@@ -386,6 +423,18 @@ def samples(
         raise RunFailure(str(error)) from None
     path = plots.sample_grid(x_train, y_train, data.CLASS_NAMES[name], out, title=name)
     console.print(f"wrote {path}")
+    if log:
+        tracker = tracking.start(
+            "wandb",
+            {"dataset": name},
+            project=wandb_project,
+            entity=wandb_entity,
+            name=f"samples_{name}",
+            job_type="samples",
+            say=lambda line: errors.print(line, highlight=False, markup=False, soft_wrap=True),
+        )
+        tracker.image("samples", path, caption=f"one {name} training image per class")
+        tracker.finish()
 
 
 @app.command()

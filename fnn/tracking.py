@@ -1,11 +1,23 @@
-"""Experiment trackers: where a training run reports its config and metrics.
+"""Experiment tracking: where a run reports its config, metrics, figures and images.
 
-The training loop talks to a ``Tracker``; ``NoTracker`` records nothing.
+``start("wandb", ...)`` returns a Weights & Biases tracker: online with an API key and network,
+otherwise an offline run (never a login prompt) that ``wandb sync`` uploads later.
+``WANDB_MODE=disabled`` or ``start("none", ...)`` record nothing. A failure inside W&B while
+training is reported once and never stops the run. The core never imports this module.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
+
+TRACKERS = ("wandb", "none")
+ONLINE_INIT_TIMEOUT = 30.0  # seconds W&B may take to reach its server before we go offline
 
 
 class Tracker(Protocol):
@@ -13,11 +25,18 @@ class Tracker(Protocol):
 
     def summary(self, metrics: dict[str, Any]) -> None: ...
 
+    def image(self, key: str, image: str | Path | np.ndarray, caption: str | None = None) -> None:
+        """A PNG path or a uint8 array."""
+
+    def confusion(
+        self, key: str, labels: np.ndarray, predictions: np.ndarray, class_names: list[str]
+    ) -> None: ...
+
     def finish(self) -> None: ...
 
 
 class NoTracker:
-    """A tracker that records nothing (``--tracker none``)."""
+    """A tracker that records nothing (``--tracker none``, ``WANDB_MODE=disabled``)."""
 
     def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
         pass
@@ -25,5 +44,157 @@ class NoTracker:
     def summary(self, metrics: dict[str, Any]) -> None:
         pass
 
+    def image(self, key: str, image, caption: str | None = None) -> None:
+        pass
+
+    def confusion(self, key: str, labels, predictions, class_names) -> None:
+        pass
+
     def finish(self) -> None:
         pass
+
+
+def _short_float(value: float) -> str:
+    """1e-3 -> '1e-3', 0.0005 -> '5e-4', 0.25 -> '0.25'."""
+    if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e4):
+        mantissa, exponent = f"{value:e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    return f"{value:g}"
+
+
+def run_name(config: dict[str, Any]) -> str:
+    """A name that tells the configuration, e.g. ``hl_3_sz_128_bs_64_ac_tanh_opt_adam_lr_1e-3``;
+    settings that differ from the defaults (weight decay, loss, init, dropout) are appended."""
+    hidden = list(config.get("hidden_sizes") or [])
+    if hidden and len(set(hidden)) == 1:
+        shape = f"hl_{len(hidden)}_sz_{hidden[0]}"
+    elif hidden:
+        shape = f"hs_{'-'.join(map(str, hidden))}"
+    else:
+        shape = f"hl_{config.get('num_layers', 0)}_sz_{config.get('hidden_size', 0)}"
+    parts = [
+        shape,
+        f"bs_{config.get('batch_size')}",
+        f"ac_{config.get('activation')}",
+        f"opt_{config.get('optimizer')}",
+        f"lr_{_short_float(float(config.get('learning_rate', 0)))}",
+    ]
+    if config.get("weight_decay"):
+        parts.append(f"wd_{_short_float(float(config['weight_decay']))}")
+    if config.get("loss") == "mean_squared_error":
+        parts.append("loss_mse")
+    if config.get("weight_init", "xavier") != "xavier":
+        parts.append(f"init_{config['weight_init']}")
+    if config.get("dropout"):
+        parts.append(f"do_{_short_float(float(config['dropout']))}")
+    if config.get("epochs"):
+        parts.append(f"ep_{config['epochs']}")
+    return "_".join(parts)
+
+
+class WandbTracker:
+    """A W&B run behind the ``Tracker`` interface; errors inside W&B are reported once."""
+
+    def __init__(self, run, warn: Callable[[str], None]):
+        self.run = run
+        self._warn = warn
+        self._broken = False
+
+    def _guard(self, action: Callable[[], None]) -> None:
+        if self._broken:
+            return
+        try:
+            action()
+        except Exception as error:  # a tracker must never stop training
+            self._broken = True
+            self._warn(f"W&B logging failed ({type(error).__name__}: {error}); training goes on")
+
+    def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        self._guard(lambda: self.run.log(dict(metrics), step=step))
+
+    def summary(self, metrics: dict[str, Any]) -> None:
+        self._guard(lambda: self.run.summary.update(dict(metrics)))
+
+    def image(self, key: str, image, caption: str | None = None) -> None:
+        import wandb
+
+        data = str(image) if isinstance(image, str | Path) else np.asarray(image, dtype=np.uint8)
+        self._guard(lambda: self.run.log({key: wandb.Image(data, caption=caption)}))
+
+    def confusion(self, key: str, labels, predictions, class_names) -> None:
+        import wandb
+
+        def log() -> None:
+            chart = wandb.plot.confusion_matrix(
+                y_true=np.asarray(labels).tolist(),
+                preds=np.asarray(predictions).tolist(),
+                class_names=list(class_names),
+            )
+            self.run.log({key: chart})
+
+        self._guard(log)
+
+    def finish(self) -> None:
+        self._guard(self.run.finish)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def start(
+    kind: str,
+    config: dict[str, Any],
+    *,
+    project: str = "fnn",
+    entity: str | None = None,
+    name: str | None = None,
+    group: str | None = None,
+    job_type: str | None = None,
+    directory: str | Path | None = None,
+    say: Callable[[str], None] = _stderr,
+) -> Tracker:
+    """Start a run of tracker ``kind`` (``"wandb"`` or ``"none"``) and return its tracker.
+
+    W&B goes online only when an API key is configured (``wandb login`` or
+    ``WANDB_API_KEY``) and ``WANDB_MODE`` is not ``offline``; if the server cannot be reached
+    it falls back to an offline run. ``say`` receives the one line that tells where an offline
+    run is and how to upload it. ``directory`` defaults to ``$WANDB_DIR`` or the current folder.
+    """
+    if kind not in TRACKERS:
+        raise ValueError(f"unknown tracker {kind!r}; valid choices: {', '.join(TRACKERS)}")
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if kind == "none" or mode in ("disabled", "dryrun_disabled"):
+        return NoTracker()
+    try:
+        import wandb
+    except ImportError:
+        say("W&B tracking needs the wandb package (pip install wandb); nothing is tracked")
+        return NoTracker()
+
+    directory = str(directory or os.environ.get("WANDB_DIR") or Path.cwd())
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    arguments = dict(
+        project=project,
+        entity=entity,
+        config=config,
+        name=name or run_name(config),
+        group=group,
+        job_type=job_type,
+        dir=directory,
+        reinit="finish_previous",
+    )
+    reason = "WANDB_MODE=offline"
+    if mode != "offline":
+        if wandb.login(prompt=False, verify=False):
+            try:
+                settings = wandb.Settings(silent=True, init_timeout=ONLINE_INIT_TIMEOUT)
+                return WandbTracker(wandb.init(mode="online", settings=settings, **arguments), say)
+            except Exception as error:  # no network, server down, bad key
+                reason = f"W&B unreachable ({type(error).__name__})"
+        else:
+            reason = "no W&B API key"
+    run = wandb.init(mode="offline", settings=wandb.Settings(silent=True), **arguments)
+    sync_dir = Path(run.dir).parent
+    say(f"W&B: {reason}; offline run in {sync_dir} — upload it with `wandb sync {sync_dir}`")
+    return WandbTracker(run, say)

@@ -183,8 +183,9 @@ def fit(
 
     Per epoch the history holds train and validation loss and accuracy (evaluation passes with
     the epoch's final parameters, no dropout) and the training time; every ``log_every`` steps
-    the mean minibatch loss since the previous record. With ``patience``, training stops after
-    that many epochs without a lower validation loss and the best parameters are returned.
+    the mean minibatch loss since the previous record (``running_train_loss``). With
+    ``patience``, training stops after that many epochs without a lower validation loss and
+    the best parameters are returned.
     Raises ``TrainingDiverged`` as soon as a minibatch loss is not finite.
     """
     config = validate(config)
@@ -241,10 +242,10 @@ def fit(
                     )
                 loss_sum, loss_count = loss_sum + value, loss_count + 1
                 if global_step % config.log_every == 0:
-                    record = {"step": global_step, "train_loss": loss_sum / loss_count}
+                    record = {"step": global_step, "running_train_loss": loss_sum / loss_count}
                     history["steps"].append(record)
                     tracker.log(record, step=global_step)
-                    bar.update(task, status=f"loss {record['train_loss']:.4f}")
+                    bar.update(task, status=f"loss {record['running_train_loss']:.4f}")
                     loss_sum, loss_count = 0.0, 0
                 bar.advance(task)
             seconds = time.perf_counter() - started

@@ -25,3 +25,22 @@ def data_dir() -> Path:
     if found is None:
         pytest.skip("real MNIST/Fashion-MNIST files not found (set FNN_DATA_DIR)")
     return found
+
+
+@pytest.fixture(autouse=True)
+def _quiet_wandb(tmp_path, monkeypatch):
+    """No test tracks to W&B unless it asks to, and none writes runs into the checkout."""
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+@pytest.fixture
+def offline_wandb(tmp_path, monkeypatch):
+    """W&B as a user without an account sees it: no key, no WANDB_MODE; runs land in tmp."""
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NETRC", str(tmp_path / "home" / ".netrc"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "home" / ".config" / "wandb"))
+    return tmp_path
