@@ -1,4 +1,5 @@
-"""Figures for reports: an annotated confusion matrix and a grid of one sample per class.
+"""Figures for reports: an annotated confusion matrix, a grid of one sample per class, and
+the views of a hyperparameter sweep (parallel coordinates, metric by run, importances, curves).
 
 Drawn with matplotlib's object-oriented API on the non-interactive Agg canvas, so importing
 or calling this module never touches pyplot's global state or the user's chosen backend.
@@ -7,12 +8,19 @@ or calling this module never touches pyplot's global state or the user's chosen 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.collections import LineCollection
+from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, MaxNLocator
 
 from fnn.metrics import most_confused, precision_recall
 
@@ -198,3 +206,400 @@ def _save(fig: Figure, path: str | Path) -> Path:
     fig.savefig(path, dpi=120)
     fig.clear()  # free the artists now; the figure was never registered with pyplot
     return path
+
+
+# --- hyperparameter sweeps ------------------------------------------------------------------
+
+LOG_RATIO = 20.0  # see wants_log_scale
+LOG_CROWDING = 0.25
+MAX_VALUE_TICKS = 6  # numeric axes with this many distinct values or fewer tick every value
+MIN_TICK_GAP = 0.05  # ticks closer than this (in axis units 0..1) are thinned out
+MISSING_POSITION = -0.12  # where a missing value sits, below the axis, at a "—" tick
+MISSING_LABEL = "—"
+MAX_LABEL_CHARS = 14  # longer category names are cut short with "…"
+ROTATE_NAMES_OVER = 14  # axis names longer than this many characters are drawn slanted
+FAILED_COLOUR = "#a0a0a0"
+GOALS = ("maximize", "minimize")
+
+
+class ParallelAxis(NamedTuple):
+    """One vertical axis of a parallel-coordinates plot: ``positions`` of the trials in 0..1
+    (``MISSING_POSITION`` where the value is missing) and the ticks to label it with."""
+
+    kind: str  # "linear", "log" or "categorical"
+    positions: np.ndarray
+    ticks: np.ndarray
+    labels: list[str]
+
+
+def parallel_axis(values: Sequence) -> ParallelAxis:
+    """Map one column of trial values onto a 0..1 axis.
+
+    Missing values (``None``, NaN, ±inf) go to ``MISSING_POSITION``. If every present value is a
+    real number the axis is numeric: logarithmic when ``wants_log_scale``, linear otherwise.
+    Anything else is categorical: the distinct values, sorted as strings, evenly spaced from
+    0 to 1 (a lone one at 0.5).
+    """
+    present = [value for value in values if not _is_missing(value)]
+    if present and all(_is_number(value) for value in present):
+        axis = _numeric_axis(values, np.array(present, dtype=np.float64))
+    else:
+        axis = _categorical_axis(values, present)
+    if len(present) == len(values):
+        return axis
+    return axis._replace(
+        ticks=np.append(axis.ticks, MISSING_POSITION), labels=[*axis.labels, MISSING_LABEL]
+    )
+
+
+def _is_missing(value) -> bool:
+    """``None``, NaN or ±inf (a diverged run's loss): nothing a 0..1 axis can place."""
+    return value is None or (isinstance(value, float | np.floating) and not math.isfinite(value))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def wants_log_scale(values: np.ndarray) -> bool:
+    """Whether positive ``values`` belong on a log axis: they span a factor of ``LOG_RATIO``
+    or more and a linear axis would crowd them at its bottom (their geometric mean lies in
+    its lowest ``LOG_CROWDING`` fraction), as log-uniformly sampled learning rates do.
+
+    The crowding test keeps e.g. dropout drawn uniformly from 0.001..0.5 linear; the ratio
+    is lower than W&B's customary 100 because 30 draws from 1e-4..1e-2 rarely span it.
+    """
+    low, high = values.min(), values.max()
+    if low <= 0 or high / low < LOG_RATIO:
+        return False
+    geometric_mean = np.exp(np.log(values).mean())
+    return (geometric_mean - low) / (high - low) < LOG_CROWDING
+
+
+def _numeric_axis(values: Sequence, present: np.ndarray) -> ParallelAxis:
+    low, high = present.min(), present.max()
+    kind = "log" if wants_log_scale(present) else "linear"
+    forward = np.log10 if kind == "log" else (lambda x: x)
+    lo, span = forward(low), forward(high) - forward(low)
+
+    def to_axis(x):
+        return (forward(x) - lo) / span if span > 0 else np.full_like(x, 0.5)
+
+    raw = np.array([np.nan if _is_missing(v) else v for v in values], dtype=np.float64)
+    positions = np.where(np.isnan(raw), MISSING_POSITION, to_axis(np.nan_to_num(raw, nan=low)))
+    distinct = np.unique(present)
+    if len(distinct) <= MAX_VALUE_TICKS:
+        tick_values = distinct
+    elif kind == "log":
+        tick_values = _in_range(LogLocator(subs=(1.0,)).tick_values(low, high), low, high)
+        if len(tick_values) < 3:
+            tick_values = _in_range(
+                LogLocator(subs=(1.0, 2.0, 5.0)).tick_values(low, high), low, high
+            )
+    else:
+        tick_values = _in_range(MaxNLocator(nbins=5).tick_values(low, high), low, high)
+    ticks, keep = _thin(to_axis(tick_values))
+    return ParallelAxis(kind, positions, ticks, [f"{v:.4g}" for v in tick_values[keep]])
+
+
+def _in_range(ticks: np.ndarray, low: float, high: float) -> np.ndarray:
+    tolerance = 1e-9 * max(abs(low), abs(high), 1e-300)
+    return ticks[(ticks >= low - tolerance) & (ticks <= high + tolerance)]
+
+
+def _thin(ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop ticks closer than ``MIN_TICK_GAP`` to the last kept one (they would overlap)."""
+    keep = np.zeros(len(ticks), dtype=bool)
+    last = -np.inf
+    for index in np.argsort(ticks):
+        if ticks[index] - last >= MIN_TICK_GAP:
+            keep[index], last = True, ticks[index]
+    return ticks[keep], keep
+
+
+def _categorical_axis(values: Sequence, present: list) -> ParallelAxis:
+    categories = sorted({str(value) for value in present})
+    spacing = 1.0 / (len(categories) - 1) if len(categories) > 1 else 0.0
+    offset = 0.0 if len(categories) > 1 else 0.5
+    where = {name: offset + index * spacing for index, name in enumerate(categories)}
+    positions = np.array(
+        [MISSING_POSITION if _is_missing(v) else where[str(v)] for v in values], dtype=np.float64
+    )
+    ticks = np.array([where[name] for name in categories], dtype=np.float64)
+    return ParallelAxis("categorical", positions, ticks, [_shorten(name) for name in categories])
+
+
+def _shorten(label: str) -> str:
+    return label if len(label) <= MAX_LABEL_CHARS else label[: MAX_LABEL_CHARS - 1] + "…"
+
+
+def _check_goal(goal: str) -> None:
+    if goal not in GOALS:
+        raise ValueError(f"goal must be one of {', '.join(GOALS)}, got {goal!r}")
+
+
+def _finite(value) -> bool:
+    return not _is_missing(value) and _is_number(value)
+
+
+def parallel_coordinates(
+    trials: list[dict],
+    params: list[str],
+    metric: str,
+    path: str | Path,
+    *,
+    title: str | None = None,
+    goal: str | None = None,
+) -> Path:
+    """Write a W&B-style parallel-coordinates plot of a sweep as a PNG at ``path``.
+
+    One vertical axis per name in ``params`` and a last one for ``metric`` (see
+    ``parallel_axis`` for the scales); each trial is a polyline coloured by its metric, the
+    best drawn on top and the very best thicker. Trials whose metric is missing or NaN (failed,
+    pruned) are thin grey lines. ``goal`` is "maximize" or "minimize"; by default it is
+    "minimize" when the metric's name mentions loss or error.
+    """
+    if goal is None:
+        goal = (
+            "minimize" if any(word in metric.lower() for word in ("loss", "error")) else "maximize"
+        )
+    _check_goal(goal)
+    names = [*params, metric]
+    axes_data = [parallel_axis([trial.get(name) for trial in trials]) for name in names]
+    scores = np.array(
+        [trial.get(metric) if _finite(trial.get(metric)) else np.nan for trial in trials],
+        dtype=np.float64,
+    )
+    finished = np.flatnonzero(~np.isnan(scores))
+    # ascending for maximize, so the best come last and are drawn on top
+    order = finished[np.argsort(scores[finished] if goal == "maximize" else -scores[finished])]
+
+    height = 5.6 + 0.06 * max(0, max(len(name) for name in names) - ROTATE_NAMES_OVER)
+    fig = Figure(figsize=(max(7.0, 1.55 * len(names) + 2.8), height), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    columns = np.arange(len(names))
+    lines = np.stack([axis.positions for axis in axes_data], axis=1) if trials else None
+    failed = np.flatnonzero(np.isnan(scores))
+    if len(failed):
+        segments = [np.column_stack([columns, lines[i]]) for i in failed]
+        ax.add_collection(LineCollection(segments, colors=FAILED_COLOUR, linewidths=0.8, alpha=0.6))
+    if len(order):
+        norm = _metric_norm(scores[order], axes_data[-1].kind)
+        cmap = "viridis" if goal == "maximize" else "viridis_r"
+        mappable = ScalarMappable(norm=norm, cmap=cmap)
+        widths = np.full(len(order), 1.5)
+        widths[-1] = 3.0
+        segments = [np.column_stack([columns, lines[i]]) for i in order]
+        ax.add_collection(
+            LineCollection(
+                segments, colors=mappable.to_rgba(scores[order]), linewidths=widths, alpha=0.9
+            )
+        )
+        colorbar = fig.colorbar(mappable, ax=ax, pad=0.02, fraction=0.04, aspect=30)
+        colorbar.set_label(metric)
+    _draw_parallel_axes(ax, names, axes_data)
+
+    best = (
+        f"best {metric} {scores[order[-1]]:.4g} (thick line)" if len(order) else "no finished trial"
+    )
+    failed_note = f" · {len(failed)} failed/pruned (grey)" if len(failed) else ""
+    ax.set_title(f"{_count(len(trials), 'trial')} · {best}{failed_note}", fontsize=10)
+    fig.suptitle(title or f"Sweep: {metric} by hyperparameter", fontsize=13)
+    return _save(fig, path)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _metric_norm(scores: np.ndarray, kind: str) -> Normalize:
+    low, high = float(scores.min()), float(scores.max())
+    if low == high:  # a single value: widen so the colour scale is not degenerate
+        pad = abs(low) * 0.01 or 0.01
+        low, high = low - pad, high + pad
+        kind = "linear"
+    return LogNorm(low, high) if kind == "log" else Normalize(low, high)
+
+
+def _draw_parallel_axes(ax, names: list[str], axes_data: list[ParallelAxis]) -> None:
+    """Vertical axis lines with their ticks and labels; parameter names along the bottom."""
+    tick_length = 0.03
+    for column, axis in enumerate(axes_data):
+        ax.plot([column, column], [0, 1], color="#333333", linewidth=1.2, zorder=3)
+        for tick, label in zip(axis.ticks, axis.labels, strict=True):
+            ax.plot([column - tick_length, column], [tick, tick], color="#333333", lw=1, zorder=3)
+            ax.text(
+                column - 1.6 * tick_length,
+                tick,
+                label,
+                ha="right",
+                va="center",
+                fontsize=8,
+                zorder=4,
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
+            )
+        if axis.kind == "log":
+            ax.text(column + tick_length, 1.02, "log", fontsize=7, color="#666666", va="bottom")
+    has_missing = any(MISSING_LABEL in axis.labels for axis in axes_data)
+    ax.set_ylim(MISSING_POSITION - 0.06 if has_missing else -0.04, 1.06)
+    ax.set_xlim(-0.5, len(names) - 1 + 0.15)
+    long_names = max(len(name) for name in names) > ROTATE_NAMES_OVER
+    ax.set_xticks(
+        np.arange(len(names)),
+        labels=names,
+        rotation=25 if long_names else 0,
+        ha="right" if long_names else "center",
+        rotation_mode="anchor",
+    )
+    ax.get_xticklabels()[-1].set_fontweight("bold")
+    ax.tick_params(axis="x", length=0, labelsize=10, pad=6)
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def metric_by_run(
+    values: list[float | None],
+    path: str | Path,
+    *,
+    metric: str = "val_accuracy",
+    goal: str = "maximize",
+    title: str | None = None,
+) -> Path:
+    """Write ``metric`` of each run in run order (dots) with the running best (a step line,
+    max or min per ``goal``) as a PNG at ``path``; missing or NaN values are skipped."""
+    _check_goal(goal)
+    runs = np.array([i + 1 for i, v in enumerate(values) if _finite(v)], dtype=np.int64)
+    scores = np.array([v for v in values if _finite(v)], dtype=np.float64)
+    fig = Figure(figsize=(8.0, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    skipped = len(values) - len(scores)
+    if len(scores):
+        running = (
+            np.maximum.accumulate(scores) if goal == "maximize" else np.minimum.accumulate(scores)
+        )
+        ax.scatter(runs, scores, s=28, color="#1f77b4", alpha=0.8, label="run", zorder=3)
+        ax.step(
+            np.append(runs, len(values)),
+            np.append(running, running[-1]),
+            where="post",
+            color="#d62728",
+            linewidth=2,
+            label="best so far",
+        )
+        best = int(np.argmax(scores) if goal == "maximize" else np.argmin(scores))
+        ax.scatter(runs[best], scores[best], s=160, marker="*", color="#d62728", zorder=4)
+        ax.annotate(
+            f"{scores[best]:.4g} (run {runs[best]})",
+            (runs[best], scores[best]),
+            xytext=(0, 10 if goal == "maximize" else -14),
+            textcoords="offset points",
+            ha="center",
+            va="bottom" if goal == "maximize" else "top",
+            fontsize=9,
+        )
+        ax.margins(y=0.12)
+        ax.legend(loc="best", fontsize=9)
+    else:
+        ax.text(0.5, 0.5, "no finished run", transform=ax.transAxes, ha="center", color="gray")
+    ax.set_xlim(0.5, max(len(values), 1) + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("run")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    note = f" · {skipped} without a value" if skipped else ""
+    ax.set_title(f"{_count(len(values), 'run')}, goal: {goal}{note}", fontsize=10)
+    fig.suptitle(title or f"{metric} by run", fontsize=13)
+    return _save(fig, path)
+
+
+def importance_bar(
+    importances: dict[str, float],
+    path: str | Path,
+    *,
+    title: str = "Hyperparameter importance",
+) -> Path:
+    """Write a horizontal bar chart of ``importances`` (largest on top, each bar annotated
+    with its value) as a PNG at ``path``; missing or NaN importances are left out."""
+    ranked = sorted(
+        ((name, float(value)) for name, value in importances.items() if _finite(value)),
+        key=lambda item: item[1],
+    )  # ascending: barh draws the first at the bottom
+    fig = Figure(figsize=(7.0, 1.2 + 0.45 * max(len(ranked), 2)), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    if ranked:
+        names, scores = zip(*ranked, strict=True)
+        bars = ax.barh(np.arange(len(ranked)), scores, color="#4c72b0", height=0.65)
+        ax.bar_label(bars, labels=[f"{s:.3g}" for s in scores], padding=4, fontsize=9)
+        ax.set_yticks(np.arange(len(ranked)), labels=names)
+        low, high = min(0.0, min(scores)), max(0.0, max(scores))
+        span = (high - low) or 1.0
+        ax.set_xlim(low - (0.15 * span if low < 0 else 0), high + 0.15 * span)
+    else:
+        ax.text(0.5, 0.5, "no importances", transform=ax.transAxes, ha="center", color="gray")
+        ax.set_yticks([])
+    ax.axvline(0, color="#333333", linewidth=0.8)
+    ax.set_xlabel("importance")
+    ax.grid(axis="x", alpha=0.3)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.suptitle(title, fontsize=13)
+    return _save(fig, path)
+
+
+def curves(
+    histories: dict[str, list[dict]],
+    path: str | Path,
+    *,
+    x: str = "epoch",
+    metrics: Sequence[str] = ("val_accuracy", "val_loss"),
+    title: str | None = None,
+) -> Path:
+    """Write one panel per name in ``metrics``, one line per run of ``histories`` (labelled by
+    its key), against each record's ``x`` as a PNG at ``path``; a legend shared by the panels
+    sits to the right. Records without the metric (or ``x``) are skipped."""
+    metrics = list(metrics)
+    if not metrics:
+        raise ValueError("curves needs at least one metric to plot")
+    fig = Figure(figsize=(4.6 * len(metrics) + 2.0, 4.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    panels = fig.subplots(1, len(metrics), squeeze=False)[0]
+    palette = matplotlib.colormaps["tab10" if len(histories) <= 10 else "tab20"]
+    handles = {}
+    for panel, metric in zip(panels, metrics, strict=True):
+        for index, (run, records) in enumerate(histories.items()):
+            points = [
+                (record[x], record[metric])
+                for record in records
+                if _finite(record.get(x)) and _finite(record.get(metric))
+            ]
+            if not points:
+                continue
+            xs, ys = zip(*points, strict=True)
+            (line,) = panel.plot(
+                xs,
+                ys,
+                color=palette(index % palette.N),
+                linewidth=1.8,
+                marker="o" if len(points) <= 30 else None,
+                markersize=3.5,
+                label=run,
+            )
+            handles.setdefault(run, line)
+        if not panel.lines:
+            panel.text(0.5, 0.5, "no data", transform=panel.transAxes, ha="center", color="gray")
+            panel.set_xticks([])
+            panel.set_yticks([])
+        panel.set_title(metric, fontsize=11)
+        panel.set_xlabel(x)
+        panel.set_ylabel(metric)
+        panel.grid(alpha=0.3)
+        if x in ("epoch", "step", "run"):
+            panel.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize=9)
+    fig.suptitle(title or "Training curves", fontsize=13)
+    return _save(fig, path)
