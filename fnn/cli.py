@@ -437,6 +437,146 @@ def samples(
         tracker.finish()
 
 
+def _wandb_online() -> bool:
+    """True when W&B has an API key and is not forced offline (no prompt, no network)."""
+    import os
+
+    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun"):
+        return False
+    try:
+        import wandb
+    except ImportError:
+        return False
+    return bool(wandb.login(prompt=False, verify=False))
+
+
+@app.command()
+def sweep(
+    config: Annotated[
+        Path | None, typer.Argument(help="A W&B sweep YAML (not needed with --join).")
+    ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend", help="local (Optuna), wandb, or auto: wandb with an API key, else local."
+        ),
+    ] = "auto",
+    count: Annotated[
+        int | None, typer.Option("--count", help="Trials (runs) for this process to run.")
+    ] = None,
+    storage: Annotated[
+        str, typer.Option("--storage", help="Optuna storage URL (local backend).")
+    ] = "sqlite:///sweeps.db",
+    study: Annotated[
+        str | None, typer.Option("--study", help="Study name (local; default: the YAML's name).")
+    ] = None,
+    join: Annotated[
+        str | None, typer.Option("--join", help="Start another agent on this W&B sweep id.")
+    ] = None,
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help=_choices("dataset"))
+    ] = DEFAULT.dataset,
+    train_subset: Annotated[
+        int | None, typer.Option("--train_subset", help="Train each trial on N samples.")
+    ] = None,
+    val_fraction: Annotated[float, typer.Option("--val_fraction")] = DEFAULT.val_fraction,
+    data_dir: Annotated[str | None, typer.Option("--data_dir")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Sampler and data-split seed.")] = 0,
+    tracker: Annotated[str, typer.Option("--tracker", help="wandb or none (local).")] = "wandb",
+    wandb_project: Annotated[str, typer.Option("--wandb_project", "-wp")] = "fnn",
+    wandb_entity: Annotated[str | None, typer.Option("--wandb_entity", "-we")] = None,
+) -> None:
+    """Run a hyperparameter sweep on W&B agents, or as a local (or shared) Optuna study."""
+    from fnn import sweep as sweeps
+
+    if backend not in ("auto", "local", "wandb"):
+        raise UsageFailure(f"--backend must be one of auto, local, wandb; got {backend!r}")
+    if count is not None and count < 1:
+        raise UsageFailure(f"--count must be >= 1; got {count}")
+    if config is None and join is None:
+        raise UsageFailure("give a sweep YAML, or --join SWEEP_ID to help with a W&B sweep")
+    base_values = {
+        "dataset": dataset,
+        "train_subset": train_subset,
+        "val_fraction": val_fraction,
+        "data_dir": data_dir,
+        "seed": seed,
+        "tracker": tracker,
+    }
+    try:
+        base_config = build_config(base_values)
+        sweep_config = sweeps.load_config(config) if config is not None else None
+    except (ConfigError, sweeps.SweepConfigError) as error:
+        raise UsageFailure(str(error)) from None
+    base = {
+        k: getattr(base_config, k)
+        for k in ("dataset", "train_subset", "val_fraction", "data_dir", "seed")
+    }
+    chosen = backend
+    if backend == "auto":
+        chosen = "wandb" if join or _wandb_online() else "local"
+        console.print(f"sweep backend: {chosen}")
+    try:
+        if chosen == "wandb":
+            sweep_id = sweeps.run_wandb(
+                sweep_config,
+                count=count,
+                base=base,
+                project=wandb_project,
+                entity=wandb_entity,
+                sweep_id=join,
+            )
+            console.print(f"W&B sweep {sweep_id}: more agents with `fnn sweep --join {sweep_id}`")
+            return
+        if join:
+            raise UsageFailure("--join needs the wandb backend")
+        name = study or sweep_config.get("name") or config.stem
+        result = sweeps.run_local(
+            sweep_config,
+            count=count,
+            base=base,
+            storage=storage,
+            study_name=name,
+            tracker=tracker,
+            project=wandb_project,
+            entity=wandb_entity,
+            seed=seed,
+            say=lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True),
+        )
+    except (ConfigError, sweeps.SweepConfigError) as error:
+        raise UsageFailure(str(error)) from None
+    except data.DataError as error:
+        raise RunFailure(str(error)) from None
+    trials = sweeps.study_trials(result)
+    finished = [t for t in trials if t["state"] == "COMPLETE"]
+    console.print(
+        f"study {name!r} in {storage}: {len(finished)} complete of {len(trials)} trials; "
+        f"report with `fnn sweep-report {name} --storage {storage} --out sweep-report/{name}`"
+    )
+
+
+@app.command("sweep-report")
+def sweep_report(
+    source: Annotated[
+        str, typer.Argument(help="An Optuna study name, or a folder of W&B runs (e.g. ./wandb).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the plots and summary.")] = Path(
+        "sweep-report"
+    ),
+    storage: Annotated[str, typer.Option("--storage")] = "sqlite:///sweeps.db",
+    top: Annotated[int, typer.Option("--top", help="Rows in the ranked table.")] = 10,
+) -> None:
+    """Plots and a summary of a sweep: parallel coordinates, metric by run, importance, top runs."""
+    from fnn import sweep as sweeps
+
+    try:
+        written = sweeps.report(source, out=out, storage=storage, top=top)
+    except sweeps.SweepConfigError as error:
+        raise UsageFailure(str(error)) from None
+    for name, path in written.items():
+        console.print(f"{name}: {path}")
+
+
 @app.command()
 def gradcheck(
     sizes: Annotated[

@@ -55,11 +55,11 @@ class NoTracker:
 
 
 def _short_float(value: float) -> str:
-    """1e-3 -> '1e-3', 0.0005 -> '5e-4', 0.25 -> '0.25'."""
+    """1e-3 -> '1e-3', 0.0005 -> '5e-4', 0.0095196 -> '9.52e-3', 0.25 -> '0.25'."""
     if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e4):
-        mantissa, exponent = f"{value:e}".split("e")
+        mantissa, exponent = f"{value:.2e}".split("e")
         return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
-    return f"{value:g}"
+    return f"{value:.3g}"
 
 
 def run_name(config: dict[str, Any]) -> str:
@@ -196,5 +196,13 @@ def start(
             reason = "no W&B API key"
     run = wandb.init(mode="offline", settings=wandb.Settings(silent=True), **arguments)
     sync_dir = Path(run.dir).parent
-    say(f"W&B: {reason}; offline run in {sync_dir} — upload it with `wandb sync {sync_dir}`")
+    if not _announced:  # once per process: a sweep would repeat it for every trial
+        _announced.append(sync_dir)
+        say(
+            f"W&B: {reason}; offline run in {sync_dir} — upload it with `wandb sync {sync_dir}`"
+            f" (all of them: `wandb sync {sync_dir.parent}/offline-run-*`)"
+        )
     return WandbTracker(run, say)
+
+
+_announced: list[Path] = []

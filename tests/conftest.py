@@ -43,4 +43,7 @@ def offline_wandb(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("NETRC", str(tmp_path / "home" / ".netrc"))
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "home" / ".config" / "wandb"))
+    from fnn import tracking
+
+    monkeypatch.setattr(tracking, "_announced", [])  # each test sees the offline notice
     return tmp_path

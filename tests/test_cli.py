@@ -152,3 +152,38 @@ def test_train_py_is_the_same_command(data_dir):
         [sys.executable, str(REPO / "train.py"), "-lr", "-1e-3"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "--learning_rate" in bad.stderr
+
+
+def test_sweep_runs_resumes_and_reports(data_dir, tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    quick = str(REPO / "configs" / "sweep_quick.yaml")
+    args = ["sweep", quick, "--backend", "local", "--storage", storage, "--tracker", "none",
+            "--train_subset", "600", "--data_dir", str(data_dir)]  # fmt: skip
+    assert main([*args, "--count", "4"]) == 0
+    assert "4 complete of 4 trials" in capsys.readouterr().out
+    assert (tmp_path / "sweeps.db").exists()
+    assert main([*args, "--count", "2"]) == 0  # resumes: the 4 finished trials are kept
+    assert "6 complete of 6 trials" in capsys.readouterr().out
+    out = tmp_path / "report"
+    assert main(["sweep-report", "quick", "--storage", storage, "--out", str(out)]) == 0
+    for name in ("parallel_coordinates.png", "metric_by_run.png", "importance.png", "summary.md"):
+        assert (out / name).stat().st_size > 0, name
+    assert "val_accuracy" in (out / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "yaml_text, expected",
+    [
+        ("method: grid\nparameters:\n  learnin_rate:\n    values: [0.1]\n", "learnin_rate"),
+        ("method: hillclimb\nparameters:\n  epochs:\n    value: 1\n", "method"),
+        ("method: random\nparameters:\n  learning_rate:\n    values: [0.1, -0.1]\n", "-0.1"),
+    ],
+)
+def test_bad_sweep_yaml_is_one_line_before_any_trial(yaml_text, expected, tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("metric: {name: val_accuracy, goal: maximize}\n" + yaml_text)
+    storage = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    assert main(["sweep", str(config), "--backend", "local", "--storage", storage]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "sweeps.db").exists()

@@ -120,3 +120,9 @@ def test_samples_log_an_image(data_dir, offline_wandb, tmp_path):
     (run,) = offline_runs(offline_wandb)
     summary, _ = read_run(run)
     assert summary["summary"]["samples"]["_type"] == "image-file"
+
+
+def test_run_name_rounds_sampled_learning_rates():
+    config = {"hidden_sizes": [32], "batch_size": 64, "activation": "relu",
+              "optimizer": "adam", "learning_rate": 0.0095195921}  # fmt: skip
+    assert tracking.run_name(config).endswith("_lr_9.52e-3")
