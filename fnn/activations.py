@@ -12,31 +12,61 @@ from fnn.registry import lookup
 
 
 class Activation(NamedTuple):
-    """``forward(z) -> h`` and ``backward(delta, h) -> delta * f'(z)`` given ``h = f(z)``."""
+    """``forward(z, out=None) -> h`` and ``backward(delta, h) -> delta * f'(z)`` given
+    ``h = f(z)``. ``backward`` may overwrite ``delta`` (the caller's scratch) with the result."""
 
     forward: Callable[[np.ndarray], np.ndarray]
     backward: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def identity(z: np.ndarray) -> np.ndarray:
+def identity(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """f(z) = z."""
-    return z
+    if out is None or out is z:
+        return z
+    out[...] = z
+    return out
 
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """f(z) = 1 / (1 + exp(-z)), computed as exp(-log(1 + exp(-z))) so that |z| = 1000 does
     not overflow and tiny tail values (sigma(-30) ~ 9e-14) keep their relative accuracy."""
-    return np.exp(-np.logaddexp(0.0, -z))
+    out = np.negative(z, out=out)
+    np.logaddexp(0.0, out, out=out)
+    np.negative(out, out=out)
+    return np.exp(out, out=out)
 
 
-def tanh(z: np.ndarray) -> np.ndarray:
+def tanh(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """f(z) = tanh(z)."""
-    return np.tanh(z)
+    return np.tanh(z, out=out)
 
 
-def relu(z: np.ndarray) -> np.ndarray:
+def relu(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """f(z) = max(z, 0)."""
-    return np.maximum(z, 0)
+    return np.maximum(z, 0, out=out)
+
+
+def _sigmoid_backward(delta: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """delta * sigma'(z) with sigma'(z) = sigma(z) (1 - sigma(z)) = h (1 - h)."""
+    slope = np.subtract(1, h)
+    slope *= h
+    delta *= slope
+    return delta
+
+
+def _tanh_backward(delta: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """delta * tanh'(z) with tanh'(z) = 1 - tanh(z)^2 = 1 - h^2."""
+    slope = np.multiply(h, h)
+    np.subtract(1, slope, out=slope)
+    delta *= slope
+    return delta
+
+
+def _relu_backward(delta: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """delta * relu'(z): 1 where z > 0 (exactly where h > 0), 0 elsewhere (0 at the kink, as
+    PyTorch)."""
+    np.multiply(delta, h > 0, out=delta)
+    return delta
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -48,12 +78,9 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
 
 ACTIVATIONS: dict[str, Activation] = {
     "identity": Activation(identity, lambda delta, h: delta),
-    # sigma'(z) = sigma(z) (1 - sigma(z))
-    "sigmoid": Activation(sigmoid, lambda delta, h: delta * h * (1 - h)),
-    # tanh'(z) = 1 - tanh(z)^2
-    "tanh": Activation(tanh, lambda delta, h: delta * (1 - h * h)),
-    # relu'(z) = 1 if z > 0 else 0 (0 at the kink, as PyTorch); h > 0 exactly when z > 0
-    "relu": Activation(relu, lambda delta, h: delta * (h > 0)),
+    "sigmoid": Activation(sigmoid, _sigmoid_backward),
+    "tanh": Activation(tanh, _tanh_backward),
+    "relu": Activation(relu, _relu_backward),
 }
 
 

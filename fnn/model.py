@@ -6,13 +6,39 @@ order; hidden layers compute ``h = act(h @ w + b)``, the last layer is linear (l
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
 from einops import rearrange
 
 from fnn import activations, init, losses
-from fnn.tree import Params
+from fnn.tree import Layout, Params, _backing, tree_leaves
+
+_CHECKED: set[Layout] = set()  # MLP layouts made here: trees of their views need no checks
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(shapes: tuple[tuple[int, int], ...], dtype: str) -> Layout:
+    """The flat layout of an MLP's params (and grads) with weight ``shapes``, cached."""
+    template = {
+        f"layer_{i}": {"w": np.empty(shape, dtype), "b": np.empty(shape[1], dtype)}
+        for i, shape in enumerate(shapes)
+    }
+    layout = Layout(template)
+    _CHECKED.add(layout)
+    return layout
+
+
+@functools.lru_cache(maxsize=16)
+def _ones(batch: int, dtype: str) -> np.ndarray:
+    ones = np.ones(batch, dtype)
+    ones.flags.writeable = False
+    return ones
+
+
+def _layout_of(mlp_layers: list[dict[str, np.ndarray]]) -> Layout:
+    return _layout(tuple(layer["w"].shape for layer in mlp_layers), mlp_layers[0]["w"].dtype.str)
 
 
 def init_mlp(
@@ -38,13 +64,11 @@ def init_mlp(
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    return {
-        f"layer_{i}": {
-            "w": initialiser(rng, fan_in, fan_out, dtype),
-            "b": np.zeros(fan_out, dtype=dtype),
-        }
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
-    }
+    shapes = tuple(zip(sizes[:-1], sizes[1:], strict=True))
+    params = _layout(shapes, dtype.str).unpack(np.zeros(sum(i * o + o for i, o in shapes), dtype))
+    for i, (fan_in, fan_out) in enumerate(shapes):  # layers draw from rng in forward order
+        params[f"layer_{i}"]["w"][...] = initialiser(rng, fan_in, fan_out, dtype)
+    return params
 
 
 _init_module = init  # the keyword argument ``init`` shadows the module inside init_mlp
@@ -52,6 +76,10 @@ _init_module = init  # the keyword argument ``init`` shadows the module inside i
 
 def layers(params: Params) -> list[dict[str, np.ndarray]]:
     """The layers of ``params`` in forward order; ``ValueError`` if the layout is wrong."""
+    if isinstance(params, dict) and params:
+        found = _backing(tree_leaves(params))
+        if found is not None and found[1] in _CHECKED:  # made by init_mlp, grads or an update
+            return [params[f"layer_{i}"] for i in range(len(params))]
     if not isinstance(params, dict) or not params:
         raise ValueError(
             "params must be a non-empty dict {'layer_0': {'w': ..., 'b': ...}, ...} "
@@ -129,8 +157,12 @@ def forward(params: Params, x: np.ndarray, *, activation: str = "tanh") -> np.nd
     act = activations.get(activation)
     h = _inputs(mlp_layers, x)
     for layer in mlp_layers[:-1]:
-        h = act.forward(h @ layer["w"] + layer["b"])
-    return h @ mlp_layers[-1]["w"] + mlp_layers[-1]["b"]
+        z = h @ layer["w"]
+        z += layer["b"]
+        h = act.forward(z, out=z)
+    logits = h @ mlp_layers[-1]["w"]
+    logits += mlp_layers[-1]["b"]
+    return logits
 
 
 def grads(
@@ -166,24 +198,33 @@ def grads(
 
     inputs, activated, masks = [h], [], []
     for layer in mlp_layers[:-1]:
-        h = act.forward(h @ layer["w"] + layer["b"])
+        z = h @ layer["w"]
+        z += layer["b"]
+        h = act.forward(z, out=z)
         activated.append(h)
         if dropout:
             keep = rng.random(h.shape, dtype=h.dtype) >= dropout
             masks.append(keep / h.dtype.type(1 - dropout))
             h = h * masks[-1]
         inputs.append(h)
-    value, delta = loss_fn(h @ mlp_layers[-1]["w"] + mlp_layers[-1]["b"], targets)
+    logits = h @ mlp_layers[-1]["w"]
+    logits += mlp_layers[-1]["b"]
+    value, delta = loss_fn(logits, targets)
 
-    gradients = {}
+    # Gradients are written into one flat buffer (views per leaf), which optimizers take whole.
+    ones = _ones(len(targets), h.dtype.str)
+    grad_layout = _layout_of(mlp_layers)
+    gradients = grad_layout.unpack(np.empty(grad_layout.size, grad_layout.dtype))
     for i in range(len(mlp_layers) - 1, -1, -1):
-        gradients[f"layer_{i}"] = {"w": inputs[i].T @ delta, "b": delta.sum(axis=0)}
+        grad = gradients[f"layer_{i}"]
+        np.matmul(inputs[i].T, delta, out=grad["w"])
+        np.matmul(ones, delta, out=grad["b"])  # sum over the batch, as a BLAS call
         if i > 0:
             delta = delta @ mlp_layers[i]["w"].T
             if dropout:
                 delta *= masks[i - 1]
             delta = act.backward(delta, activated[i - 1])
-    return value, {f"layer_{i}": gradients[f"layer_{i}"] for i in range(len(mlp_layers))}
+    return value, gradients
 
 
 def loss_value(

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fnn.registry import lookup
-from fnn.tree import Params, tree_map, tree_zeros_like
+from fnn.tree import Layout, Params, flatten, layout_of
 
 
 class Optimizer(NamedTuple):
@@ -70,13 +70,49 @@ def _check(name: str, value: float, low: float, high: float = math.inf, *, close
     return value
 
 
-def _decayed(grads: Params, params: Params | None, weight_decay: float) -> Params:
-    """``grads + weight_decay * params`` (coupled L2, torch.optim's ``weight_decay``)."""
+# Each update below works on flat buffers: ``Layout.pack`` gives the one contiguous array
+# behind a pytree (no copy for trees made by fnn), so every equation is a single NumPy call over
+# all parameters, and ``Layout.unpack`` hands the results back as pytrees of views. The caller's
+# grads and params are never written and the updates are always new arrays; the moment buffers
+# of the state are the optimizer's own and are updated in place (as torch.optim does), so a
+# state passed to ``update`` must not be used again: continue from the state it returns.
+
+
+def _gradient(
+    grads: Params, params: Params | None, weight_decay: float
+) -> tuple[Layout, np.ndarray]:
+    """The layout and flat ``grads + weight_decay * params`` (coupled L2, as torch.optim).
+    Without weight decay the flat gradient is the caller's buffer: read it, never write it."""
+    flat, layout = flatten(grads)
     if weight_decay == 0:
-        return grads
+        return layout, flat
     if params is None:
         raise ValueError("weight_decay needs the params: call update(grads, state, params)")
-    return tree_map(lambda g, p: g + weight_decay * p, grads, params)
+    return layout, flat + weight_decay * layout.pack(params)
+
+
+def _scaled(layout: Layout, flat: np.ndarray, scale: float) -> Params:
+    return layout.unpack(np.multiply(flat, scale))
+
+
+def _lerp_(old: np.ndarray, target: np.ndarray, weight: float, scratch: np.ndarray) -> np.ndarray:
+    """old <- old + weight (target - old) = (1 - weight) old + weight target, in place."""
+    np.subtract(target, old, out=scratch)
+    scratch *= weight
+    old += scratch
+    return old
+
+
+def _adam_step(
+    first: np.ndarray, second: np.ndarray, step: float, root_scale: float, eps: float
+) -> np.ndarray:
+    """-step * first / (root_scale * sqrt(second) + eps), computed as
+    -(step / root_scale) * first / (sqrt(second) + eps / root_scale) in four passes."""
+    out = np.sqrt(second)
+    out += eps / root_scale
+    np.divide(first, out, out=out)
+    out *= -step / root_scale
+    return out
 
 
 def sgd(learning_rate: float, weight_decay: float = 0.0) -> Optimizer:
@@ -88,8 +124,8 @@ def sgd(learning_rate: float, weight_decay: float = 0.0) -> Optimizer:
         return EmptyState()
 
     def update(grads, state, params=None, *, loss=None):
-        grads = _decayed(grads, params, weight_decay)
-        return tree_map(lambda g: -learning_rate * g, grads), state
+        layout, g = _gradient(grads, params, weight_decay)
+        return _scaled(layout, g, -learning_rate), state
 
     return Optimizer(init, update)
 
@@ -104,12 +140,14 @@ def momentum(learning_rate: float, momentum: float = 0.9, weight_decay: float = 
     weight_decay = _check("weight_decay", weight_decay, 0)
 
     def init(params):
-        return MomentumState(tree_zeros_like(params))
+        return MomentumState(layout_of(params).zeros())
 
     def update(grads, state, params=None, *, loss=None):
-        grads = _decayed(grads, params, weight_decay)
-        velocity = tree_map(lambda b, g: momentum * b + g, state.velocity, grads)
-        return tree_map(lambda b: -learning_rate * b, velocity), MomentumState(velocity)
+        layout, g = _gradient(grads, params, weight_decay)
+        velocity = layout.pack(state.velocity)
+        velocity *= momentum
+        velocity += g
+        return _scaled(layout, velocity, -learning_rate), MomentumState(layout.unpack(velocity))
 
     return Optimizer(init, update)
 
@@ -125,13 +163,17 @@ def nag(learning_rate: float, momentum: float = 0.9, weight_decay: float = 0.0) 
     weight_decay = _check("weight_decay", weight_decay, 0)
 
     def init(params):
-        return MomentumState(tree_zeros_like(params))
+        return MomentumState(layout_of(params).zeros())
 
     def update(grads, state, params=None, *, loss=None):
-        grads = _decayed(grads, params, weight_decay)
-        velocity = tree_map(lambda b, g: momentum * b + g, state.velocity, grads)
-        updates = tree_map(lambda g, b: -learning_rate * (g + momentum * b), grads, velocity)
-        return updates, MomentumState(velocity)
+        layout, g = _gradient(grads, params, weight_decay)
+        velocity = layout.pack(state.velocity)
+        velocity *= momentum
+        velocity += g
+        step = np.multiply(velocity, momentum)
+        step += g
+        step *= -learning_rate
+        return layout.unpack(step), MomentumState(layout.unpack(velocity))
 
     return Optimizer(init, update)
 
@@ -150,21 +192,25 @@ def rmsprop(
     weight_decay = _check("weight_decay", weight_decay, 0)
 
     def init(params):
-        return RMSpropState(tree_zeros_like(params))
+        return RMSpropState(layout_of(params).zeros())
 
     def update(grads, state, params=None, *, loss=None):
-        grads = _decayed(grads, params, weight_decay)
-        second = tree_map(lambda v, g: beta * v + (1 - beta) * g * g, state.second_moment, grads)
-        updates = tree_map(lambda g, v: -learning_rate * g / (np.sqrt(v) + epsilon), grads, second)
-        return updates, RMSpropState(second)
+        layout, g = _gradient(grads, params, weight_decay)
+        scratch = np.multiply(g, g)
+        second = _lerp_(layout.pack(state.second_moment), scratch, 1 - beta, scratch)
+        updates = _adam_step(g, second, learning_rate, 1.0, epsilon)
+        return layout.unpack(updates), RMSpropState(layout.unpack(second))
 
     return Optimizer(init, update)
 
 
-def _moments(state, grads, beta1: float, beta2: float) -> tuple[Params, Params]:
-    """m_t = beta1 m_{t-1} + (1 - beta1) g_t;  v_t = beta2 v_{t-1} + (1 - beta2) g_t^2."""
-    first = tree_map(lambda m, g: beta1 * m + (1 - beta1) * g, state.first_moment, grads)
-    second = tree_map(lambda v, g: beta2 * v + (1 - beta2) * g * g, state.second_moment, grads)
+def _moments(layout: Layout, state, g: np.ndarray, beta1: float, beta2: float):
+    """m_t = beta1 m_{t-1} + (1 - beta1) g_t;  v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+    (as linear interpolations, like torch's ``lerp_``), in the state's own buffers."""
+    scratch = np.empty_like(g)
+    first = _lerp_(layout.pack(state.first_moment), g, 1 - beta1, scratch)
+    np.multiply(g, g, out=scratch)
+    second = _lerp_(layout.pack(state.second_moment), scratch, 1 - beta2, scratch)
     return first, second
 
 
@@ -195,18 +241,20 @@ def adam(
     )
 
     def init(params):
-        return AdamState(0, tree_zeros_like(params), tree_zeros_like(params))
+        layout = layout_of(params)
+        return AdamState(0, layout.zeros(), layout.zeros())
 
     def update(grads, state, params=None, *, loss=None):
-        grads = _decayed(grads, params, weight_decay)
+        layout, g = _gradient(grads, params, weight_decay)
         count = state.count + 1
-        first, second = _moments(state, grads, beta1, beta2)
+        first, second = _moments(layout, state, g, beta1, beta2)
         step_size = learning_rate / (1 - beta1**count)
         sqrt_correction2 = math.sqrt(1 - beta2**count)
-        updates = tree_map(
-            lambda m, v: -step_size * m / (np.sqrt(v) / sqrt_correction2 + epsilon), first, second
+        # -step_size m / (sqrt(v) / sqrt_correction2 + eps)
+        updates = _adam_step(
+            first, second, step_size * sqrt_correction2, 1.0, epsilon * sqrt_correction2
         )
-        return updates, AdamState(count, first, second)
+        return layout.unpack(updates), AdamState(count, layout.unpack(first), layout.unpack(second))
 
     return Optimizer(init, update)
 
@@ -232,21 +280,21 @@ def nadam(
     )
 
     def init(params):
-        return AdamState(0, tree_zeros_like(params), tree_zeros_like(params))
+        layout = layout_of(params)
+        return AdamState(0, layout.zeros(), layout.zeros())
 
     def update(grads, state, params=None, *, loss=None):
-        grads = _decayed(grads, params, weight_decay)
+        layout, g = _gradient(grads, params, weight_decay)
         count = state.count + 1
-        first, second = _moments(state, grads, beta1, beta2)
-        momentum_weight = beta1 / (1 - beta1 ** (count + 1))
-        gradient_weight = (1 - beta1) / (1 - beta1**count)
-        correction2 = 1 - beta2**count
-
-        def step(m, g, v):
-            m_hat = momentum_weight * m + gradient_weight * g
-            return -learning_rate * m_hat / (np.sqrt(v / correction2) + epsilon)
-
-        return tree_map(step, first, grads, second), AdamState(count, first, second)
+        first, second = _moments(layout, state, g, beta1, beta2)
+        m_hat = np.multiply(first, beta1 / (1 - beta1 ** (count + 1)))
+        m_hat += g * ((1 - beta1) / (1 - beta1**count))
+        sqrt_correction2 = math.sqrt(1 - beta2**count)
+        # -lr m_hat / (sqrt(v / correction2) + eps)
+        updates = _adam_step(
+            m_hat, second, learning_rate * sqrt_correction2, 1.0, epsilon * sqrt_correction2
+        )
+        return layout.unpack(updates), AdamState(count, layout.unpack(first), layout.unpack(second))
 
     return Optimizer(init, update)
 
@@ -282,7 +330,8 @@ def eve(
     K = _check("K", K, k, closed_low=False)  # noqa: N806 - the paper's name
 
     def init(params):
-        return EveState(0, tree_zeros_like(params), tree_zeros_like(params), 1.0, 0.0)
+        layout = layout_of(params)
+        return EveState(0, layout.zeros(), layout.zeros(), 1.0, 0.0)
 
     def feedback(state: EveState, f: float) -> tuple[float, float]:
         """(d_t, f-hat_{t-1}) from the previous state and the current loss f_t."""
@@ -302,19 +351,21 @@ def eve(
         f = float(loss)
         if not (math.isfinite(f) and f > 0):
             raise ValueError(f"eve needs a finite, positive loss, got {loss!r}")
-        grads = _decayed(grads, params, weight_decay)
+        layout, g = _gradient(grads, params, weight_decay)
         count = state.count + 1
-        first, second = _moments(state, grads, beta1, beta2)
+        first, second = _moments(layout, state, g, beta1, beta2)
         d, smoothed = feedback(state, f)
-        correction1, correction2 = 1 - beta1**count, 1 - beta2**count
-        updates = tree_map(
-            lambda m, v: (
-                -learning_rate * (m / correction1) / (d * np.sqrt(v / correction2) + epsilon)
-            ),
+        correction1, sqrt_correction2 = 1 - beta1**count, math.sqrt(1 - beta2**count)
+        # -lr (m / correction1) / (d sqrt(v / correction2) + eps)
+        updates = _adam_step(
             first,
             second,
+            learning_rate * sqrt_correction2 / correction1,
+            d,
+            epsilon * sqrt_correction2,
         )
-        return updates, EveState(count, first, second, d, smoothed)
+        new_state = EveState(count, layout.unpack(first), layout.unpack(second), d, smoothed)
+        return layout.unpack(updates), new_state
 
     return Optimizer(init, update)
 
