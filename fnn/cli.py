@@ -578,6 +578,113 @@ def sweep_report(
 
 
 @app.command()
+def bench(
+    sizes: Annotated[
+        str, typer.Option("--sizes", help="Layer widths.", callback=_parse_sizes)
+    ] = "784,128,128,128,10",
+    batch_sizes: Annotated[
+        str, typer.Option("--batch_sizes", help="Comma-separated batch sizes.")
+    ] = "16,32,64,128,256,512,1024",
+    activation: Annotated[str, typer.Option("--activation", "-a")] = "tanh",
+    optimizer: Annotated[str, typer.Option("--optimizer", "-o")] = "adam",
+    dtype: Annotated[str, typer.Option("--dtype", help="float32|float64")] = "float32",
+    samples: Annotated[int, typer.Option("--samples", help="Samples per epoch.")] = 60_000,
+    repeats: Annotated[int, typer.Option("--repeats", help="Timed epochs per batch size.")] = 3,
+    vs: Annotated[
+        str | None, typer.Option("--vs", help="torch: time PyTorch's eager loop too.")
+    ] = None,
+    dataset: Annotated[str, typer.Option("--dataset", "-d")] = "fashion_mnist",
+    data_dir: Annotated[str | None, typer.Option("--data_dir")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG.")] = None,
+) -> None:
+    """Time one training epoch per batch size, against the matmul roofline (and PyTorch)."""
+    from fnn import bench as benchmark
+
+    try:
+        batches = [int(b) for b in batch_sizes.split(",") if b.strip()]
+    except ValueError:
+        raise UsageFailure(f"--batch_sizes expects integers, got {batch_sizes!r}") from None
+    checks = [
+        (batches and min(batches) >= 1, "--batch_sizes must be >= 1"),
+        (samples >= 1, "--samples must be >= 1"),
+        (repeats >= 1, "--repeats must be >= 1"),
+        (vs in (None, "torch"), "--vs must be torch"),
+        (dtype in ("float32", "float64"), "--dtype must be float32 or float64"),
+        (activation.lower() in CHOICES["activation"],
+         f"--activation must be one of {', '.join(CHOICES['activation'])}"),
+        (optimizer.lower() in CHOICES["optimizer"],
+         f"--optimizer must be one of {', '.join(CHOICES['optimizer'])}"),
+    ]  # fmt: skip
+    for ok, message in checks:
+        if not ok:
+            raise UsageFailure(message)
+    table = Table(
+        title=f"fnn bench: MLP {sizes}, {activation}, {optimizer}, {dtype}",
+        caption="s/epoch: median; roof: share of the matmul roofline; ratio: fnn / torch",
+    )
+    for column in ("batch", "s/epoch", "min-max", "steps/s", "samples/s", "GFLOP/s", "roof"):
+        table.add_column(column, justify="right")
+    if vs == "torch":
+        table.add_column("torch s", justify="right")
+        table.add_column("ratio", justify="right")
+
+    def add_row(row: dict) -> None:
+        cells = [
+            str(row["batch_size"]),
+            f"{row['epoch_seconds']:.3f}",
+            f"{row['epoch_min']:.2f}-{row['epoch_max']:.2f}",
+            f"{row['steps_per_second']:,.0f}",
+            f"{row['samples_per_second']:,.0f}",
+            f"{row['gflops']:.1f}",
+            f"{row['roofline_fraction']:.0%}",
+        ]
+        if "torch_epoch_seconds" in row:
+            cells += [f"{row['torch_epoch_seconds']:.3f}", f"{row['ratio_to_torch']:.2f}"]
+        elif vs == "torch":
+            cells += ["-", "-"]
+        table.add_row(*cells)
+
+    with console.status("timing...", spinner="dots") if not as_json else _nothing():
+        result = benchmark.run(
+            sizes,
+            batch_sizes=batches,
+            activation=activation.lower(),
+            optimizer=optimizer.lower(),
+            dtype=dtype,
+            samples=samples,
+            repeats=repeats,
+            vs_torch=vs == "torch",
+            dataset=dataset,
+            data_dir=data_dir,
+            on_row=None if as_json else add_row,
+        )
+    if plot is not None:
+        from fnn import plots
+
+        plots.bench_figure(result, plot)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    console.print(table)
+    console.print(
+        f"data: {result['data']}, {result['samples']} samples; "
+        f"{result['flops_per_sample'] / 1e6:.2f} MFLOP per sample; matmul roofline "
+        f"{result['roofline_gflops']:.0f} GFLOP/s; BLAS: {result['blas']}; {result['machine']}"
+    )
+    if vs == "torch" and not result["torch"]:
+        console.print("torch is not installed (or lacks this optimizer): no comparison")
+    if plot is not None:
+        console.print(f"figure: {plot}")
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+@app.command()
 def gradcheck(
     sizes: Annotated[
         str, typer.Option(help="Layer widths n_in,h1,...,n_out.", callback=_parse_sizes)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fnn.activations import softmax
+from fnn.activations import row_max, row_sum, softmax
 from fnn.registry import lookup
 
 # (logits (B, C), targets (B, C) one-hot or (B,) int labels) -> (mean loss, dloss/dlogits)
@@ -16,8 +16,8 @@ Loss = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """log softmax(z)_k = z_k - logsumexp(z), with the max subtracted first (no overflow)."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    shifted = logits - row_max(logits)
+    return shifted - np.log(row_sum(np.exp(shifted)))
 
 
 def one_hot(labels: np.ndarray, num_classes: int, dtype=np.float64) -> np.ndarray:
@@ -30,19 +30,25 @@ def one_hot(labels: np.ndarray, num_classes: int, dtype=np.float64) -> np.ndarra
 def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
     """L = -(1/B) sum_b log softmax(z_b)[y_b];  dL/dz = (softmax(z) - onehot(y)) / B.
 
-    ``targets`` are integer labels ``(B,)`` or one-hot rows ``(B, C)``.
+    ``targets`` are integer labels ``(B,)`` or one-hot rows ``(B, C)``. With s = z - max z,
+    log softmax(z)_k = s_k - log sum_j exp(s_j): one exp over the logits serves both the
+    loss and the gradient.
     """
     batch = logits.shape[0]
-    log_probs = log_softmax(logits)
-    grad = np.exp(log_probs)
+    shifted = logits - row_max(logits)
+    grad = np.exp(shifted)
+    sums = row_sum(grad)
+    log_sums = np.log(sums)
     if targets.ndim == 1:
         rows = np.arange(batch)
-        loss = -float(log_probs[rows, targets].sum()) / batch
-        grad[rows, targets] -= 1
+        loss = float(log_sums.sum() - shifted[rows, targets].sum()) / batch
+        grad /= sums * batch
+        grad[rows, targets] -= 1.0 / batch
     else:
-        loss = -float((targets * log_probs).sum()) / batch
+        loss = float((targets * (log_sums - shifted)).sum()) / batch
+        grad /= sums
         grad -= targets
-    grad /= batch
+        grad /= batch
     return loss, grad
 
 
@@ -61,7 +67,7 @@ def mean_squared_error(logits: np.ndarray, targets: np.ndarray) -> tuple[float, 
     else:
         error -= targets
     loss = float((error * error).sum()) / batch
-    grad = probs * (error - (error * probs).sum(axis=-1, keepdims=True))
+    grad = probs * (error - row_sum(error * probs))
     grad *= 2.0 / batch
     return loss, grad
 
