@@ -593,7 +593,10 @@ def bench(
     vs: Annotated[
         str | None, typer.Option("--vs", help="torch: time PyTorch's eager loop too.")
     ] = None,
-    dataset: Annotated[str, typer.Option("--dataset", "-d")] = "fashion_mnist",
+    dataset: Annotated[
+        str,
+        typer.Option("--dataset", "-d", help="Real data if found (else synthetic), or synthetic."),
+    ] = "fashion_mnist",
     data_dir: Annotated[str | None, typer.Option("--data_dir")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG.")] = None,
@@ -611,6 +614,8 @@ def bench(
         (repeats >= 1, "--repeats must be >= 1"),
         (vs in (None, "torch"), "--vs must be torch"),
         (dtype in ("float32", "float64"), "--dtype must be float32 or float64"),
+        (dataset.lower() in (*data.DATASETS, "synthetic", "none"),
+         f"--dataset must be one of {', '.join(data.DATASETS)}, synthetic"),
         (activation.lower() in CHOICES["activation"],
          f"--activation must be one of {', '.join(CHOICES['activation'])}"),
         (optimizer.lower() in CHOICES["optimizer"],
@@ -655,7 +660,7 @@ def bench(
             samples=samples,
             repeats=repeats,
             vs_torch=vs == "torch",
-            dataset=dataset,
+            dataset=dataset.lower() if dataset.lower() in data.DATASETS else None,
             data_dir=data_dir,
             on_row=None if as_json else add_row,
         )

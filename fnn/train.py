@@ -245,9 +245,11 @@ def fit(
                     record = {"step": global_step, "running_train_loss": loss_sum / loss_count}
                     history["steps"].append(record)
                     tracker.log(record, step=global_step)
-                    bar.update(task, status=f"loss {record['running_train_loss']:.4f}")
+                    if progress:
+                        bar.update(task, status=f"loss {record['running_train_loss']:.4f}")
                     loss_sum, loss_count = 0.0, 0
-                bar.advance(task)
+                if progress:  # a disabled bar still costs microseconds per call
+                    bar.advance(task)
             seconds = time.perf_counter() - started
 
             train = metrics.evaluate(

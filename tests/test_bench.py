@@ -1,0 +1,55 @@
+import json
+
+import pytest
+
+from fnn import bench
+from fnn.cli import main
+
+TINY = ["--sizes", "20,8,4", "--batch_sizes", "16,64", "--samples", "200", "--repeats", "1"]
+
+
+def test_flops_per_sample_of_the_reference_workload():
+    # forward 2*134,400 + weight gradients 2*134,400 + hidden-input gradients 2*34,048
+    assert bench.flops_per_sample([784, 128, 128, 128, 10]) == 605_696
+    assert bench.flops_per_sample([5, 3]) == 2 * 2 * 15  # no hidden input to differentiate
+
+
+def test_run_returns_a_row_per_batch_size():
+    result = bench.run([20, 8, 4], batch_sizes=[16, 64], samples=200, repeats=2, dataset=None)
+    json.dumps(result)
+    assert result["data"] == "synthetic" and result["roofline_gflops"] > 0
+    assert [row["batch_size"] for row in result["rows"]] == [16, 64]
+    for row in result["rows"]:
+        assert row["epoch_min"] <= row["epoch_seconds"] <= row["epoch_max"]
+        assert row["samples_per_second"] == pytest.approx(200 / row["epoch_seconds"])
+        assert row["steps_per_second"] == pytest.approx(
+            -(-200 // row["batch_size"]) / row["epoch_seconds"]
+        )
+        assert (
+            0 < row["roofline_fraction"] == pytest.approx(row["gflops"] / result["roofline_gflops"])
+        )
+
+
+def test_cli_table_json_and_plot(tmp_path, capsys):
+    assert main(["bench", *TINY, "--dataset", "synthetic", "--plot", str(tmp_path / "b.png")]) == 0
+    out = capsys.readouterr().out
+    assert "roof" in out and "GFLOP/s" in out and "16" in out
+    assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["bench", *TINY, "--dataset", "synthetic", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["rows"]) == 2 and "blas" in result
+
+
+def test_vs_torch_reports_a_ratio(capsys):
+    pytest.importorskip("torch")
+    assert main(["bench", *TINY, "--dataset", "synthetic", "--vs", "torch", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert all(row["ratio_to_torch"] > 0 for row in rows)
+
+
+@pytest.mark.parametrize(
+    "args", [["--batch_sizes", "0"], ["--batch_sizes", "a"], ["--vs", "jax"], ["--dtype", "int8"]]
+)
+def test_bad_input(args, capsys):
+    assert main(["bench", *args]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
