@@ -62,6 +62,9 @@ def save(directory: str | Path, params: Params, config: dict[str, Any], history:
     directory = check_writable(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; a checkpoint is not
     try:
         np.savez(staging / PARAMS, **_flatten(params))
         (staging / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

@@ -372,7 +372,7 @@ def evaluate(
     if plot is not None:
         from fnn import plots
 
-        plots.confusion_figure(result["confusion"], names, plot, title=f"{name} test set")
+        plot = plots.confusion_figure(result["confusion"], names, plot, title=f"{name} test set")
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
@@ -547,12 +547,22 @@ def sweep(
         raise UsageFailure(str(error)) from None
     except data.DataError as error:
         raise RunFailure(str(error)) from None
+    except Exception as error:
+        raise _storage_error(error, storage) from None
     trials = sweeps.study_trials(result)
     finished = [t for t in trials if t["state"] == "COMPLETE"]
     console.print(
         f"study {name!r} in {storage}: {len(finished)} complete of {len(trials)} trials; "
         f"report with `fnn sweep-report {name} --storage {storage} --out sweep-report/{name}`"
     )
+
+
+def _storage_error(error: Exception, storage: str) -> Exception:
+    """A one-line usage error for a database URL SQLAlchemy cannot use; other errors as they are."""
+    if type(error).__module__.split(".")[0] == "sqlalchemy":
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return UsageFailure(f"--storage {storage}: {first}")
+    return error
 
 
 @app.command("sweep-report")
@@ -573,6 +583,8 @@ def sweep_report(
         written = sweeps.report(source, out=out, storage=storage, top=top)
     except sweeps.SweepConfigError as error:
         raise UsageFailure(str(error)) from None
+    except Exception as error:
+        raise _storage_error(error, storage) from None
     for name, path in written.items():
         console.print(f"{name}: {path}")
 
@@ -706,7 +718,7 @@ def gradcheck(
     ] = "all",
     batch_size: Annotated[int, typer.Option(min=1, help="Samples in the checked batch.")] = 8,
     eps: Annotated[float, typer.Option(help="Finite-difference step (> 0).")] = 1e-6,
-    seed: Annotated[int, typer.Option(help="Seed for weights and data.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for weights and data.")] = 0,
 ) -> None:
     """Compare the hand-written gradients with central differences (float64), per leaf."""
     if eps <= 0:

@@ -31,6 +31,10 @@ class Optimizer(NamedTuple):
     update: Callable[..., tuple[Params, Any]]
 
 
+class LossError(ValueError):
+    """An optimizer that needs the loss (Eve) got none, or one it cannot use."""
+
+
 class EmptyState(NamedTuple):
     """State of a stateless optimizer."""
 
@@ -345,12 +349,12 @@ def eve(
 
     def update(grads, state, params=None, *, loss=None):
         if loss is None:
-            raise ValueError(
+            raise LossError(
                 "eve needs the minibatch loss: opt.update(grads, state, params, loss=f)"
             )
         f = float(loss)
         if not (math.isfinite(f) and f > 0):
-            raise ValueError(f"eve needs a finite, positive loss, got {loss!r}")
+            raise LossError(f"eve needs a finite, positive loss, got {loss!r}")
         layout, g = _gradient(grads, params, weight_decay)
         count = state.count + 1
         first, second = _moments(layout, state, g, beta1, beta2)

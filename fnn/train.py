@@ -103,6 +103,7 @@ RANGES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("patience", lambda v: v is None or v >= 1, ">= 1"),
     ("train_subset", lambda v: v is None or v >= 20, ">= 20 (or unset for all)"),
     ("log_every", lambda v: v >= 1, ">= 1"),
+    ("seed", lambda v: v >= 0, ">= 0"),
     ("hidden_sizes", lambda v: v is None or (len(v) >= 1 and min(v) >= 1), "positive widths"),
 ]
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -116,8 +117,34 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
+INTEGERS = ("epochs", "batch_size", "num_layers", "hidden_size", "seed", "train_subset",
+            "patience", "log_every")  # fmt: skip
+FLOATS = ("learning_rate", "momentum", "beta", "beta1", "beta2", "epsilon", "weight_decay",
+          "val_fraction", "dropout")  # fmt: skip
+
+
+def _typed(name: str, value: Any) -> Any:
+    """``value`` as the field's type (an int, or a float; '1e-3' from YAML becomes 0.001)."""
+    if value is None and name in ("train_subset", "patience"):
+        return None
+    if name in INTEGERS:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ConfigError(name, f"must be an integer; got {value!r}")
+        return int(value)
+    if isinstance(value, bool):
+        raise ConfigError(name, f"must be a number; got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(name, f"must be a number; got {value!r}") from None
+
+
 def validate(config: TrainConfig) -> TrainConfig:
     """``config`` with its names lower-cased; ``ConfigError`` for the first bad value."""
+    typed = {name: _typed(name, getattr(config, name)) for name in (*INTEGERS, *FLOATS)}
+    if config.data_dir is not None and not isinstance(config.data_dir, str):
+        raise ConfigError("data_dir", f"must be a folder name; got {config.data_dir!r}")
+    config = dataclasses.replace(config, **typed)
     for name, allowed in CHOICES.items():
         value = getattr(config, name)
         if not isinstance(value, str) or value.lower() not in allowed:
@@ -143,6 +170,8 @@ def train_step(
         value, gradients = grads(
             params, xb, yb, activation=activation, loss=loss, dropout=dropout, rng=rng
         )
+        if not math.isfinite(value):  # no update from a diverged batch; the caller stops
+            return params, opt_state, value
         updates, opt_state = optimizer.update(gradients, opt_state, params, loss=value)
         return apply_updates(params, updates), opt_state, value
 
@@ -233,7 +262,13 @@ def fit(
             for xb, yb in data.batches(
                 splits.x_train, splits.y_train, config.batch_size, batch_rng
             ):
-                params, opt_state, value = step(params, opt_state, xb, yb, dropout_rng)
+                try:
+                    params, opt_state, value = step(params, opt_state, xb, yb, dropout_rng)
+                except optimizers.LossError as error:  # Eve's feedback on a zero loss
+                    raise TrainingDiverged(
+                        f"training stopped at epoch {epoch}, step {global_step + 1}: {error}; "
+                        f"try a lower learning rate than {config.learning_rate:g}"
+                    ) from None
                 global_step += 1
                 if not math.isfinite(value):
                     raise TrainingDiverged(

@@ -144,3 +144,21 @@ def test_validation_lowercases_choices_and_covers_every_range():
         "epochs", "batch_size", "num_layers", "hidden_size", "learning_rate", "momentum",
         "beta", "beta1", "beta2", "epsilon", "weight_decay", "val_fraction", "dropout",
     }  # fmt: skip
+
+
+def test_eve_on_a_zero_loss_stops_with_a_message_not_a_traceback():
+    # Perfectly separable blobs at a huge step: the loss reaches exactly 0, which Eve's
+    # relative-change feedback cannot use.
+    config = dataclasses.replace(SMALL, optimizer="eve", activation="relu", learning_rate=1e2)
+    with pytest.raises(TrainingDiverged, match="eve needs a finite, positive loss"):
+        fit(config, blobs(noise=0.01))
+
+
+def test_config_values_are_type_checked():
+    with pytest.raises(ConfigError, match="--epochs must be an integer; got 1.5"):
+        validate(TrainConfig(epochs=1.5))
+    with pytest.raises(ConfigError, match="--batch_size must be an integer; got True"):
+        validate(TrainConfig(batch_size=True))
+    with pytest.raises(ConfigError, match="--seed must be >= 0"):
+        validate(TrainConfig(seed=-1))
+    assert validate(TrainConfig(learning_rate="1e-3")).learning_rate == 0.001  # YAML 1.1 string
