@@ -20,7 +20,7 @@ from rich.table import Table
 from fnn import activations, checkpoint, data, losses, tracking
 from fnn.gradcheck import gradcheck as run_gradcheck
 from fnn.model import init_mlp
-from fnn.train import CHOICES, FIELDS, ConfigError, TrainConfig, TrainingDiverged
+from fnn.train import CHOICES, FIELDS, ConfigError, TrainConfig, TrainingDiverged, load_splits
 
 app = typer.Typer(
     help="fnn: train and compare MLPs and optimizers, in pure NumPy.",
@@ -146,16 +146,7 @@ def run_training(values: dict[str, Any], *, quiet: bool = False) -> dict[str, An
             raise UsageFailure(str(error)) from None
     show_progress = not quiet and console.is_terminal
     try:
-        splits = data.prepare(
-            config.dataset,
-            data_dir=config.data_dir,
-            val_fraction=config.val_fraction,
-            train_subset=config.train_subset,
-            seed=config.seed,
-            dtype=config.dtype,
-            source=config.source,
-            progress=show_progress,
-        )
+        splits = load_splits(config, progress=show_progress)
     except data.DataError as error:
         raise RunFailure(str(error)) from None
     class_names = data.CLASS_NAMES[config.dataset]

@@ -26,6 +26,7 @@ import numpy as np
 
 from fnn import data, tracking
 from fnn.train import FIELDS, ConfigError, TrainConfig, TrainingDiverged, fit, validate
+from fnn.train import load_splits as load_training_splits
 
 if TYPE_CHECKING:
     import optuna
@@ -414,16 +415,7 @@ def load_splits(config: TrainConfig, *, progress: bool = False) -> data.Splits:
     train_subset, seed, dtype, source): trials that share them share the arrays."""
     key = tuple(getattr(config, name) for name in SPLIT_FIELDS)
     if key not in _SPLITS:
-        _SPLITS[key] = data.prepare(
-            config.dataset,
-            data_dir=config.data_dir,
-            val_fraction=config.val_fraction,
-            train_subset=config.train_subset,
-            seed=config.seed,
-            dtype=config.dtype,
-            source=config.source,
-            progress=progress,
-        )
+        _SPLITS[key] = load_training_splits(config, progress=progress)
     return _SPLITS[key]
 
 

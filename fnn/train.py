@@ -160,6 +160,20 @@ def validate(config: TrainConfig) -> TrainConfig:
     return dataclasses.replace(config, **{name: getattr(config, name).lower() for name in CHOICES})
 
 
+def load_splits(config: TrainConfig, *, progress: bool = False) -> data.Splits:
+    """The train/validation/test splits that ``config``'s data settings describe."""
+    return data.prepare(
+        config.dataset,
+        data_dir=config.data_dir,
+        val_fraction=config.val_fraction,
+        train_subset=config.train_subset,
+        seed=config.seed,
+        dtype=config.dtype,
+        source=config.source,
+        progress=progress,
+    )
+
+
 def train_step(
     optimizer: optimizers.Optimizer, *, activation: str, loss: str, dropout: float = 0.0
 ) -> Callable:
@@ -220,16 +234,7 @@ def fit(
     config = validate(config)
     tracker = tracker or NoTracker()
     if splits is None:
-        splits = data.prepare(
-            config.dataset,
-            data_dir=config.data_dir,
-            val_fraction=config.val_fraction,
-            train_subset=config.train_subset,
-            seed=config.seed,
-            dtype=config.dtype,
-            source=config.source,
-            progress=progress,
-        )
+        splits = load_splits(config, progress=progress)
     init_seed, batch_seed, dropout_seed = np.random.SeedSequence(config.seed).spawn(3)
     num_classes = int(max(splits.y_train.max(), splits.y_val.max())) + 1
     sizes = [splits.x_train.shape[1], *config.hidden_layers(), num_classes]
