@@ -24,6 +24,7 @@ from fnn.train import CHOICES, FIELDS, ConfigError, TrainConfig, TrainingDiverge
 
 app = typer.Typer(
     help="fnn: train and compare MLPs and optimizers, in pure NumPy.",
+    context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -114,9 +115,13 @@ def build_config(values: dict[str, Any]) -> TrainConfig:
         fields["hidden_sizes"] = _parse_hidden_sizes(hidden)
     elif hidden is not None:
         fields["hidden_sizes"] = tuple(hidden)
-    kind = values.get("tracker", "wandb")
+    kind = str(values.get("tracker", "wandb")).lower()
+    values["tracker"] = kind
     if kind not in tracking.TRACKERS:
         raise ConfigError("tracker", f"must be one of {', '.join(tracking.TRACKERS)}; got {kind!r}")
+    data_dir = values.get("data_dir")
+    if data_dir is not None and not Path(str(data_dir)).expanduser().is_dir():
+        raise ConfigError("data_dir", f"must be an existing folder; {data_dir} is not one")
     extra = {k: v for k, v in values.items() if k in CLI_ONLY and k != "quiet"}
     config = TrainConfig(**fields, extra=extra)
     from fnn.train import validate
@@ -221,7 +226,7 @@ def _log_confusion(tracker, labels, test: dict[str, Any], class_names, dataset: 
         tracker.image("confusion_matrix", figure, caption="rows normalised per true class")
 
 
-@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@app.command()
 def train(
     ctx: typer.Context,
     wandb_project: Annotated[
@@ -480,6 +485,7 @@ def sweep(
     """Run a hyperparameter sweep on W&B agents, or as a local (or shared) Optuna study."""
     from fnn import sweep as sweeps
 
+    backend = backend.lower()
     if backend not in ("auto", "local", "wandb"):
         raise UsageFailure(f"--backend must be one of auto, local, wandb; got {backend!r}")
     if count is not None and count < 1:
@@ -607,6 +613,7 @@ def bench(
     """Time one training epoch per batch size, against the matmul roofline (and PyTorch)."""
     from fnn import bench as benchmark
 
+    dtype = dtype.lower()
     try:
         batches = [int(b) for b in batch_sizes.split(",") if b.strip()]
     except ValueError:
@@ -707,7 +714,9 @@ def gradcheck(
         str,
         typer.Option(help=f"Loss: {', '.join(losses.LOSSES)}; 'all' checks each."),
     ] = "all",
-    batch_size: Annotated[int, typer.Option(min=1, help="Samples in the checked batch.")] = 8,
+    batch_size: Annotated[
+        int, typer.Option("--batch_size", min=1, help="Samples in the checked batch.")
+    ] = 8,
     eps: Annotated[float, typer.Option(help="Finite-difference step (> 0).")] = 1e-6,
     seed: Annotated[int, typer.Option(min=0, help="Seed for weights and data.")] = 0,
 ) -> None:

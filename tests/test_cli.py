@@ -8,7 +8,7 @@ runner = CliRunner()
 
 
 def test_gradcheck_prints_a_table_with_small_errors():
-    result = runner.invoke(app, ["gradcheck", "--sizes", "6,5,4", "--batch-size", "3"])
+    result = runner.invoke(app, ["gradcheck", "--sizes", "6,5,4", "--batch_size", "3"])
     assert result.exit_code == 0, result.output
     for name in ("identity", "sigmoid", "tanh", "relu", "cross_entropy", "mean_squared_error"):
         assert name in result.output
@@ -187,3 +187,14 @@ def test_bad_sweep_yaml_is_one_line_before_any_trial(yaml_text, expected, tmp_pa
     err = capsys.readouterr().err
     assert expected in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "sweeps.db").exists()
+
+
+def test_missing_data_dir_help_flag_and_case(tmp_path, capsys):
+    assert main(["train", "--data_dir", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "--data_dir must be an existing folder" in err and len(err.strip().splitlines()) == 1
+    for command in ("train", "evaluate", "sweep", "bench", "gradcheck"):
+        assert main([command, "-h"]) == 0
+    assert "Usage" in capsys.readouterr().out
+    assert main(["train", "--tracker", "NONE", "-e", "0"]) == 2  # the tracker is accepted,
+    assert "--epochs" in capsys.readouterr().err  # the bad epochs are what is reported
