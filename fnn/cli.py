@@ -20,6 +20,7 @@ from rich.table import Table
 from fnn import activations, checkpoint, data, losses, tracking
 from fnn.gradcheck import gradcheck as run_gradcheck
 from fnn.model import init_mlp
+from fnn.registry import lookup
 from fnn.train import CHOICES, FIELDS, ConfigError, TrainConfig, TrainingDiverged, load_splits
 
 app = typer.Typer(
@@ -64,8 +65,11 @@ def _parse_hidden_sizes(text: str | None) -> tuple[int, ...] | None:
 
 
 def _choice(value: str, registry: dict, kind: str) -> str:
-    if value.lower() not in registry:
-        raise typer.BadParameter(f"unknown {kind} {value!r}; valid: {', '.join(registry)}")
+    """``value``'s registry name, or a usage error that lists the valid ones."""
+    try:
+        lookup(registry, value, kind)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
     return value.lower()
 
 
@@ -433,19 +437,6 @@ def samples(
         tracker.finish()
 
 
-def _wandb_online() -> bool:
-    """True when W&B has an API key and is not forced offline (no prompt, no network)."""
-    import os
-
-    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun"):
-        return False
-    try:
-        import wandb
-    except ImportError:
-        return False
-    return bool(wandb.login(prompt=False, verify=False))
-
-
 @app.command()
 def sweep(
     config: Annotated[
@@ -511,7 +502,7 @@ def sweep(
     }
     chosen = backend
     if backend == "auto":
-        chosen = "wandb" if join or _wandb_online() else "local"
+        chosen = "wandb" if join or tracking.online_by_default() else "local"
         console.print(f"sweep backend: {chosen}")
     try:
         if chosen == "wandb":

@@ -138,6 +138,27 @@ class WandbTracker:
         self._guard(self.run.finish)
 
 
+OFFLINE_MODES = ("offline", "dryrun")
+DISABLED_MODES = ("disabled", "dryrun_disabled")
+
+
+def _api_key_configured(wandb) -> bool:
+    """True when ``wandb login`` or ``WANDB_API_KEY`` gave a key; never prompts or connects."""
+    return bool(wandb.login(prompt=False, verify=False))
+
+
+def online_by_default() -> bool:
+    """Whether ``start("wandb", ...)`` would try to go online: a key, and no offline or
+    disabled ``WANDB_MODE``."""
+    if os.environ.get("WANDB_MODE", "").lower() in OFFLINE_MODES + DISABLED_MODES:
+        return False
+    try:
+        import wandb
+    except ImportError:
+        return False
+    return _api_key_configured(wandb)
+
+
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -164,7 +185,7 @@ def start(
     if kind not in TRACKERS:
         raise ValueError(f"unknown tracker {kind!r}; valid choices: {', '.join(TRACKERS)}")
     mode = os.environ.get("WANDB_MODE", "").lower()
-    if kind == "none" or mode in ("disabled", "dryrun_disabled"):
+    if kind == "none" or mode in DISABLED_MODES:
         return NoTracker()
     try:
         import wandb
@@ -184,9 +205,9 @@ def start(
         dir=directory,
         reinit="finish_previous",
     )
-    reason = "WANDB_MODE=offline"
-    if mode != "offline":
-        if wandb.login(prompt=False, verify=False):
+    reason = f"WANDB_MODE={mode}"
+    if mode not in OFFLINE_MODES:
+        if _api_key_configured(wandb):
             try:
                 settings = wandb.Settings(silent=True, init_timeout=ONLINE_INIT_TIMEOUT)
                 return WandbTracker(wandb.init(mode="online", settings=settings, **arguments), say)

@@ -308,4 +308,5 @@ def flatten(tree: PyTree) -> tuple[np.ndarray, Layout]:
     if found is not None:
         return found
     layout = Layout(tree)
-    return np.concatenate([np.ravel(leaf) for leaf in leaves]).astype(layout.dtype), layout
+    flat = np.concatenate([np.ravel(leaf) for leaf in leaves]).astype(layout.dtype, copy=False)
+    return flat, layout
