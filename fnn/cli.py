@@ -21,7 +21,15 @@ from fnn import activations, checkpoint, data, losses, tracking
 from fnn.gradcheck import gradcheck as run_gradcheck
 from fnn.model import init_mlp
 from fnn.registry import lookup
-from fnn.train import CHOICES, FIELDS, ConfigError, TrainConfig, TrainingDiverged, load_splits
+from fnn.train import (
+    CHOICES,
+    FIELDS,
+    ConfigError,
+    TrainConfig,
+    TrainingDiverged,
+    load_splits,
+    validate,
+)
 
 app = typer.Typer(
     help="fnn: train and compare MLPs and optimizers, in pure NumPy.",
@@ -127,10 +135,7 @@ def build_config(values: dict[str, Any]) -> TrainConfig:
     if data_dir is not None and not Path(str(data_dir)).expanduser().is_dir():
         raise ConfigError("data_dir", f"must be an existing folder; {data_dir} is not one")
     extra = {k: v for k, v in values.items() if k in CLI_ONLY and k != "quiet"}
-    config = TrainConfig(**fields, extra=extra)
-    from fnn.train import validate
-
-    return validate(config)
+    return validate(TrainConfig(**fields, extra=extra))
 
 
 def _print_epoch(record: dict[str, Any]) -> None:
@@ -158,7 +163,7 @@ def run_training(values: dict[str, Any], *, quiet: bool = False) -> dict[str, An
         splits = load_splits(config, progress=show_progress)
     except data.DataError as error:
         raise RunFailure(str(error)) from None
-    class_names = data.CLASS_NAMES[config.dataset]
+    class_names = data.class_names(config.dataset, config.classes)
     if not quiet:
         sizes = [splits.x_train.shape[1], *config.hidden_layers(), len(class_names)]
         console.print(
@@ -310,6 +315,14 @@ def train(
         str | None, typer.Option("--data_dir", help="Folder holding mnist/ or fashion-mnist/.")
     ] = None,
     source: Annotated[str, typer.Option("--source", help=_choices("source"))] = DEFAULT.source,
+    classes: Annotated[
+        str | None,
+        typer.Option("--classes", help="Keep only these classes, e.g. automobile,cat."),
+    ] = None,
+    resize: Annotated[
+        int | None,
+        typer.Option("--resize", help="Shrink images to N x N by area averaging (N divides the side)."),
+    ] = None,
     dtype: Annotated[str, typer.Option("--dtype", help=_choices("dtype"))] = DEFAULT.dtype,
     tracker: Annotated[
         str,
@@ -350,24 +363,27 @@ def evaluate(
         params, config, _ = checkpoint.load(directory)
     except checkpoint.CheckpointError as error:
         raise UsageFailure(str(error)) from None
-    name = (dataset or config.get("dataset", "fashion_mnist")).lower()
-    if name not in data.DATASETS:
-        raise UsageFailure(f"--dataset must be one of {', '.join(data.DATASETS)}; got {name!r}")
+    settings = {key: value for key, value in config.items() if key in FIELDS and key != "extra"}
+    if dataset is not None:
+        settings["dataset"] = dataset
+    if data_dir is not None:
+        settings["data_dir"] = data_dir
     try:
-        (_, _), (x_test, y_test) = data.load(
-            name, data_dir=data_dir or config.get("data_dir"), progress=not as_json
-        )
+        trained = validate(TrainConfig(**settings))
+        splits = load_splits(trained, progress=not as_json)
+    except ConfigError as error:
+        raise UsageFailure(str(error)) from None
     except data.DataError as error:
         raise RunFailure(str(error)) from None
-    x = data.preprocess(x_test, dtype=config.get("dtype", "float32"))
+    name = trained.dataset
     result = metrics.evaluate(
         params,
-        x,
-        y_test,
+        splits.x_test,
+        splits.y_test,
         activation=config.get("activation", "tanh"),
         loss=config.get("loss", "cross_entropy"),
     )
-    names = data.CLASS_NAMES[name]
+    names = data.class_names(name, trained.classes)
     report = metrics.report(result, names)
     if plot is not None:
         from fnn import plots

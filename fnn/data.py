@@ -1,9 +1,15 @@
-"""MNIST and Fashion-MNIST: find (or download) the canonical IDX files, read them, and turn them
-into seeded, stratified train/validation/test splits of flat float arrays plus minibatches.
+"""MNIST, Fashion-MNIST and CIFAR-10: find (or download) the canonical files, read them, and
+turn them into seeded, stratified train/validation/test splits of flat float arrays plus
+minibatches.
 
 IDX format (LeCun et al., http://yann.lecun.com/exdb/mnist/): a big-endian header of two zero
 bytes, a type byte (0x08 = uint8) and a dimension count d, then d uint32 sizes, then the data
 row-major. Images are magic 0x00000803 with N, 28, 28; labels are 0x00000801 with N.
+
+CIFAR-10 binary version (Krizhevsky, https://www.cs.toronto.edu/~kriz/cifar.html): the archive
+``cifar-10-binary.tar.gz`` holds ``cifar-10-batches-bin/data_batch_{1..5}.bin`` and
+``test_batch.bin``, each 10,000 records of 3,073 bytes: the label (0-9), then the 32x32 image
+as 1,024 red, 1,024 green and 1,024 blue bytes, rows top to bottom.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ import importlib.util
 import math
 import os
 import re
+import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,7 +30,11 @@ from einops import rearrange
 
 from fnn.registry import lookup
 
-DATASETS: dict[str, str] = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}
+DATASETS: dict[str, str] = {
+    "mnist": "mnist",
+    "fashion_mnist": "fashion-mnist",
+    "cifar10": "cifar-10",
+}
 
 CLASS_NAMES: dict[str, list[str]] = {
     "mnist": [str(digit) for digit in range(10)],
@@ -38,6 +49,18 @@ CLASS_NAMES: dict[str, list[str]] = {
         "Sneaker",
         "Bag",
         "Ankle boot",
+    ],
+    "cifar10": [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
     ],
 }
 
@@ -89,11 +112,23 @@ SHA256: dict[str, dict[str, str]] = {
     },
 }
 
+# CIFAR-10's binary version (tfds url_checksums/cifar10.txt: 170,052,171 bytes; the page's md5
+# c32a1d4ab5d03f1284b67883e8d87530).
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+CIFAR_ARCHIVE = "cifar-10-binary.tar.gz"
+CIFAR_SHA256 = "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
+CIFAR_FOLDER = "cifar-10-batches-bin"
+CIFAR_TRAIN = tuple(f"data_batch_{index}.bin" for index in range(1, 6))
+CIFAR_TEST = "test_batch.bin"
+CIFAR_SHAPE = (3, 32, 32)  # channel-major on disk
+CIFAR_RECORD = 1 + 3 * 32 * 32
+
 # Debian's dataset-fashion-mnist installs /usr/share/datasets/fashion-mnist/*.gz.
 SYSTEM_DIR = Path("/usr/share/datasets")
 
 IDX_UINT8 = 0x08
 IMAGE_SHAPE = (28, 28)
+IMAGE_SIDE = {"mnist": 28, "fashion_mnist": 28, "cifar10": 32}
 NUM_CLASSES = 10
 SOURCES = ("idx", "tfds")
 
@@ -105,7 +140,8 @@ class DataError(Exception):
 
 
 class Splits(NamedTuple):
-    """Preprocessed splits: ``x_*`` float ``(N, 784)`` in [0, 1], ``y_*`` int64 labels."""
+    """Preprocessed splits: ``x_*`` float ``(N, features)`` (MNIST-like: pixels in [0, 1];
+    CIFAR-10: standardised per channel), ``y_*`` int64 labels."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -167,21 +203,26 @@ def load(
     download: bool = True,
     progress: bool = True,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """``(x_train, y_train), (x_test, y_test)`` of ``name`` ("mnist" or "fashion_mnist"):
-    images uint8 ``(N, 28, 28)``, labels int64 ``(N,)``, the standard split in file order.
+    """``(x_train, y_train), (x_test, y_test)`` of ``name`` ("mnist", "fashion_mnist" or
+    "cifar10"): images uint8 ``(N, 28, 28)`` (CIFAR-10: ``(N, 32, 32, 3)``), labels int64
+    ``(N,)``, the standard split in file order.
 
     With ``source="idx"`` the first complete set of the four IDX files wins, looked up in
     ``data_dir`` (holding ``<folder>/`` or the files themselves; else ``$FNN_DATA_DIR/<folder>/``),
     then ``cache_dir()/<folder>/``, then ``SYSTEM_DIR/<folder>/``; failing that (and when
     ``download``) the missing files are downloaded into the cache, checked against ``SHA256``.
     ``source="tfds"`` reads a prepared tensorflow-datasets copy instead (``data_dir`` unused;
-    tfds shuffles the order while preparing).
+    tfds shuffles the order while preparing). CIFAR-10 is looked up in the same places (folder
+    ``cifar-10/``: the six ``.bin`` files, loose or in ``cifar-10-batches-bin/``, or the archive
+    itself) and otherwise downloaded as ``CIFAR_URL``, checked against ``CIFAR_SHA256``.
     """
     key = _dataset_key(name)
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; valid choices: {', '.join(SOURCES)}")
     if source == "tfds":
         train, test = _load_tfds(key, download=download)
+    elif key == "cifar10":
+        train, test = _load_cifar(data_dir, download=download, progress=progress)
     else:
         paths = _find_or_download(key, data_dir, download=download, progress=progress)
         train = _read_pair(paths["train_images"], paths["train_labels"])
@@ -292,6 +333,86 @@ def _download(key: str, target: Path, *, progress: bool) -> str | None:
     return None
 
 
+def _load_cifar(
+    data_dir: str | os.PathLike | None, *, download: bool, progress: bool
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    searched = _search_dirs(DATASETS["cifar10"], data_dir)
+    for directory in searched:
+        for folder in (directory / CIFAR_FOLDER, directory):
+            if all((folder / name).is_file() for name in (*CIFAR_TRAIN, CIFAR_TEST)):
+                return (
+                    _cifar_batches([(folder / name).read_bytes() for name in CIFAR_TRAIN], folder),
+                    _cifar_batches([(folder / CIFAR_TEST).read_bytes()], folder),
+                )
+        if (directory / CIFAR_ARCHIVE).is_file():
+            return read_cifar_archive(directory / CIFAR_ARCHIVE)
+    target = cache_dir() / DATASETS["cifar10"]
+    reason = "downloading is switched off"
+    if download:
+        try:
+            import pooch
+
+            archive = pooch.retrieve(
+                CIFAR_URL,
+                known_hash=f"sha256:{CIFAR_SHA256}",
+                fname=CIFAR_ARCHIVE,
+                path=target,
+                progressbar=progress and importlib.util.find_spec("tqdm") is not None,
+            )
+            return read_cifar_archive(Path(archive))
+        except ImportError:
+            reason = "downloading needs pooch (pip install pooch)"
+        except ValueError as error:
+            if "hash" not in str(error):
+                raise
+            raise DataError(
+                f"{CIFAR_URL} does not match its sha256 {CIFAR_SHA256} (the file was deleted); "
+                "try again later or provide the archive yourself (see FNN_DATA_DIR)"
+            ) from None
+        except OSError as error:
+            reason = f"the download from {CIFAR_URL} failed ({_one_line(error)})"
+    places = ", ".join(str(directory) for directory in dict.fromkeys(searched))
+    raise DataError(
+        f"cifar10: neither {CIFAR_ARCHIVE} nor its six .bin files are in {places} and {reason}. "
+        f"Download {CIFAR_URL} (170 MB) into {target}, or set FNN_DATA_DIR (or --data_dir) "
+        "to a folder holding cifar-10/ with it."
+    )
+
+
+def read_cifar_archive(path: str | os.PathLike) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """``(train, test)`` pairs ``(images uint8 (N, 32, 32, 3), labels int64)`` read straight
+    from ``cifar-10-binary.tar.gz`` (nothing is extracted to disk)."""
+    path = Path(path)
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            members = {Path(member.name).name: member for member in archive.getmembers()}
+
+            def read(name: str) -> bytes:
+                if name not in members:
+                    raise DataError(f"{path} has no {CIFAR_FOLDER}/{name}; {_FIX}")
+                return archive.extractfile(members[name]).read()
+
+            train = _cifar_batches([read(name) for name in CIFAR_TRAIN], path)
+            test = _cifar_batches([read(CIFAR_TEST)], path)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path} is not a readable CIFAR-10 archive ({_one_line(error)}); {_FIX}")
+    return train, test
+
+
+def _cifar_batches(raws: list[bytes], origin: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Records of 1 label byte + 3,072 channel-major pixel bytes -> HWC images and labels."""
+    for raw in raws:
+        if not raw or len(raw) % CIFAR_RECORD:
+            raise DataError(
+                f"{origin}: a batch of {len(raw)} bytes is not a whole number of "
+                f"{CIFAR_RECORD}-byte CIFAR-10 records; {_FIX}"
+            )
+    records = np.frombuffer(b"".join(raws), dtype=np.uint8).reshape(-1, CIFAR_RECORD)
+    channels, height, width = CIFAR_SHAPE
+    images = rearrange(records[:, 1:], "n (c h w) -> n h w c", c=channels, h=height, w=width)
+    return _checked(np.ascontiguousarray(images), records[:, 0].astype(np.int64), str(origin))
+
+
 def _read_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
@@ -329,7 +450,8 @@ def _load_tfds(key: str, *, download: bool) -> tuple[tuple[np.ndarray, np.ndarra
                 f"tensorflow-datasets could not provide {key}/{split} ({_one_line(error)}); "
                 "preparing it needs TensorFlow (pip install tensorflow-cpu), or use source='idx'"
             ) from None
-        images = rearrange(images, "n h w 1 -> n h w")
+        if images.shape[-1] == 1:  # grey images; CIFAR-10 keeps its 3 channels
+            images = rearrange(images, "n h w 1 -> n h w")
         pairs.append(_checked(images, labels, f"tfds {key}/{split}"))
     return tuple(pairs)
 
@@ -346,18 +468,86 @@ def _one_line(error: BaseException, limit: int = 200) -> str:
     return f"{name}: {text}" if text else name
 
 
-def preprocess(images: np.ndarray, dtype=np.float32) -> np.ndarray:
-    """uint8 images ``(N, 28, 28)`` -> ``(N, 784)`` rows of ``dtype`` in [0, 1] (x / 255)."""
+def preprocess(images: np.ndarray, dtype=np.float32, *, size: int | None = None) -> np.ndarray:
+    """uint8 images ``(N, H, W)`` or ``(N, H, W, C)`` -> flat ``(N, H*W*C)`` rows of ``dtype``
+    in [0, 1] (x / 255), pixel-major with the channels innermost. With ``size`` the images are
+    first shrunk to ``size x size`` by area averaging: each output pixel is the mean of one
+    ``H/size x W/size`` block (``size`` must divide H and W)."""
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise ValueError(f"dtype must be a float type (float32 or float64), got {dtype}")
-    if images.ndim != 3 or images.dtype != np.uint8:
+    if images.ndim not in (3, 4) or images.dtype != np.uint8:
         raise ValueError(
-            f"images must be uint8 of shape (N, height, width), got {images.dtype} {images.shape}"
+            "images must be uint8 of shape (N, height, width) or (N, height, width, channels), "
+            f"got {images.dtype} {images.shape}"
         )
-    flat = rearrange(images, "n h w -> n (h w)").astype(dtype)
+    if images.ndim == 3:
+        images = images[..., np.newaxis]
+    height, width = images.shape[1:3]
+    if size is not None:
+        if not (isinstance(size, int) and size >= 1 and height % size == 0 and width % size == 0):
+            raise ValueError(f"size must divide the image sides {height} and {width}; got {size}")
+        blocks = rearrange(
+            images, "n (h a) (w b) c -> n h w c (a b)", h=size, w=size
+        ).astype(np.float64)
+        flat = rearrange(blocks.mean(axis=-1), "n h w c -> n (h w c)").astype(dtype)
+    else:
+        flat = rearrange(images, "n h w c -> n (h w c)").astype(dtype)
     flat /= dtype.type(255)
     return flat
+
+
+def standardise(
+    x_train: np.ndarray, *others: np.ndarray, channels: int
+) -> tuple[np.ndarray, ...]:
+    """Per-channel standardisation with the mean and standard deviation of ``x_train`` (flat
+    rows, channels innermost), applied to ``x_train`` and every array of ``others``."""
+    pixels = x_train.reshape(-1, channels).astype(np.float64)
+    mean, std = pixels.mean(axis=0), pixels.std(axis=0)
+    std[std == 0] = 1.0
+    scale = np.tile(1.0 / std, x_train.shape[1] // channels).astype(x_train.dtype)
+    shift = np.tile(mean, x_train.shape[1] // channels).astype(x_train.dtype)
+    return tuple((x - shift) * scale for x in (x_train, *others))
+
+
+def class_indices(name: str, classes: Sequence[str] | None) -> list[int]:
+    """The class indices of ``classes`` (names, case-insensitive, or index numbers) in
+    ``name``'s class list; all classes when None. ``ValueError`` for an unknown one."""
+    names = CLASS_NAMES[_dataset_key(name)]
+    if classes is None:
+        return list(range(len(names)))
+    lowered = [known.lower() for known in names]
+    chosen = []
+    for item in classes:
+        text = str(item).strip().lower()
+        if text.isdigit() and int(text) < len(names):
+            index = int(text)
+        elif text in lowered:
+            index = lowered.index(text)
+        else:
+            raise ValueError(f"unknown class {item!r} of {name}; valid: {', '.join(names)}")
+        if index in chosen:
+            raise ValueError(f"class {names[index]!r} is given twice")
+        chosen.append(index)
+    if len(chosen) < 2:
+        raise ValueError(f"choose at least two classes of {name}; got {len(chosen)}")
+    return chosen
+
+
+def class_names(name: str, classes: Sequence[str] | None = None) -> list[str]:
+    """The names of ``name``'s classes as the model numbers them (a ``classes`` subset in its
+    given order)."""
+    names = CLASS_NAMES[_dataset_key(name)]
+    return [names[index] for index in class_indices(name, classes)]
+
+
+def _keep_classes(images, labels, chosen: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Only the samples of ``chosen`` classes, relabelled 0..k-1 in ``chosen``'s order."""
+    mapping = np.full(NUM_CLASSES, -1, dtype=np.int64)
+    mapping[chosen] = np.arange(len(chosen))
+    new = mapping[labels]
+    keep = new >= 0
+    return images[keep], new[keep]
 
 
 def _check_labels(labels: np.ndarray) -> np.ndarray:
@@ -438,19 +628,28 @@ def prepare(
     source: str = "idx",
     download: bool = True,
     progress: bool = True,
+    classes: Sequence[str] | None = None,
+    resize: int | None = None,
 ) -> Splits:
-    """Load ``name``, optionally keep a stratified ``train_subset`` of the training set, hold out
-    a stratified ``val_fraction`` of it for validation, and preprocess all three splits.
-    The test set is the standard one, untouched. Same ``seed``, same subset and split."""
+    """Load ``name``, optionally keep only ``classes`` (relabelled 0..k-1 in that order) and a
+    stratified ``train_subset`` of the training set, hold out a stratified ``val_fraction`` of
+    it for validation, and preprocess all three splits (``resize``: area averaging to that
+    side). CIFAR-10 is then standardised per channel with the training split's statistics.
+    The test set is the standard one (of the kept classes). Same ``seed``, same subset and
+    split."""
     if np.dtype(dtype).kind != "f":
         raise ValueError(f"dtype must be a float type (float32 or float64), got {dtype}")
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     if train_subset is not None and train_subset < 1:
         raise ValueError(f"train_subset must be >= 1 (or None for all), got {train_subset}")
+    chosen = class_indices(name, classes)
     (x_train, y_train), (x_test, y_test) = load(
         name, data_dir=data_dir, source=source, download=download, progress=progress
     )
+    if classes is not None:
+        x_train, y_train = _keep_classes(x_train, y_train, chosen)
+        x_test, y_test = _keep_classes(x_test, y_test, chosen)
     subset_rng, split_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)
     )
@@ -458,11 +657,7 @@ def prepare(
         keep = stratified_subset(y_train, train_subset, subset_rng)
         x_train, y_train = x_train[keep], y_train[keep]
     train, val = stratified_split(y_train, val_fraction, split_rng)
-    return Splits(
-        preprocess(x_train[train], dtype),
-        y_train[train],
-        preprocess(x_train[val], dtype),
-        y_train[val],
-        preprocess(x_test, dtype),
-        y_test,
-    )
+    xs = [preprocess(x, dtype, size=resize) for x in (x_train[train], x_train[val], x_test)]
+    if _dataset_key(name) == "cifar10":
+        xs = standardise(*xs, channels=x_train.shape[-1])
+    return Splits(xs[0], y_train[train], xs[1], y_train[val], xs[2], y_test)

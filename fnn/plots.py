@@ -125,14 +125,15 @@ def first_of_each_class(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 def sample_grid_array(images: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
     """One uint8 mosaic of the first sample of each class: ``ceil(C / 5)`` rows of up to 5
-    tiles in class order, each tile framed by a ``BORDER``-pixel white border."""
+    tiles in class order, each tile framed by a ``BORDER``-pixel white border (RGB images give
+    an RGB mosaic)."""
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     tiles = _tiles(images, first_of_each_class(labels, num_classes))
     rows, cols = _grid_shape(num_classes)
-    height, width = tiles.shape[1:]
+    height, width = tiles.shape[1:3]
     mosaic = np.full(
-        (rows * (height + BORDER) + BORDER, cols * (width + BORDER) + BORDER),
+        (rows * (height + BORDER) + BORDER, cols * (width + BORDER) + BORDER, *tiles.shape[3:]),
         BORDER_VALUE,
         dtype=np.uint8,
     )
@@ -152,8 +153,8 @@ def sample_grid(
     title: str | None = None,
 ) -> Path:
     """Write the first sample of each class, labelled with its class name, as a PNG grid of
-    ``ceil(C / 5)`` rows at ``path`` and return it. ``images`` are uint8 ``(N, 28, 28)`` or
-    float ``(N, 784)`` (see ``_tiles`` for the scaling)."""
+    ``ceil(C / 5)`` rows at ``path`` and return it. ``images`` are uint8 ``(N, 28, 28)``,
+    ``(N, 32, 32, 3)`` or float ``(N, 784)`` (see ``_tiles`` for the scaling)."""
     num_classes = len(class_names)
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
@@ -179,7 +180,8 @@ def _grid_shape(num_classes: int) -> tuple[int, int]:
 
 
 def _tiles(images: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """``images[indices]`` as uint8 ``(k, side, side)`` tiles. Flat rows ``(N, side²)`` are
+    """``images[indices]`` as uint8 ``(k, side, side)`` tiles (``(k, H, W, 3)`` for colour
+    images). Flat rows ``(N, side²)`` are
     reshaped; integers are taken as 0..255, floats in [0, 1] are scaled by 255 and any other
     floats min-max scaled to 0..255 over the picked tiles."""
     images = np.asarray(images)
@@ -188,8 +190,10 @@ def _tiles(images: np.ndarray, indices: np.ndarray) -> np.ndarray:
         if side * side != images.shape[1]:
             raise ValueError(f"flat images need a square number of pixels, got {images.shape[1]}")
         images = images.reshape(len(images), side, side)
-    if images.ndim != 3:
-        raise ValueError(f"images must be (N, H, W) or (N, H*W), got shape {images.shape}")
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3):
+        raise ValueError(
+            f"images must be (N, H, W), (N, H, W, 3) or (N, H*W), got shape {images.shape}"
+        )
     picked = images[indices]
     if picked.dtype.kind in "iub":
         return np.clip(picked, 0, 255).astype(np.uint8)

@@ -83,8 +83,9 @@ UNSUPPORTED = (
 )
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")  # Optuna's TrialState names
-SWEEPABLE: frozenset[str] = frozenset(FIELDS - {"extra", "data_dir", "source"})
-SPLIT_FIELDS = ("dataset", "data_dir", "val_fraction", "train_subset", "seed", "dtype", "source")
+SWEEPABLE: frozenset[str] = frozenset(FIELDS - {"extra", "data_dir", "source", "classes"})
+SPLIT_FIELDS = ("dataset", "data_dir", "val_fraction", "train_subset", "seed", "dtype", "source",
+                "classes", "resize")  # fmt: skip
 
 # A trial whose process died stops sending heartbeats; after GRACE_SECONDS it is marked FAIL
 # (by the next run_local on the same storage) and, in a grid, its point is run again.

@@ -51,11 +51,14 @@ class TrainConfig:
     log_every: int = 200
     data_dir: str | None = None
     source: str = "idx"
+    classes: tuple[str, ...] | None = None  # a subset of the data set's classes, e.g. cat,dog
+    resize: int | None = None  # shrink images to resize x resize by area averaging
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. tracker settings, kept in the record
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["hidden_sizes"] = list(self.hidden_layers())
+        out["classes"] = None if self.classes is None else list(self.classes)
         return out
 
     def hidden_layers(self) -> tuple[int, ...]:
@@ -105,6 +108,7 @@ RANGES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("log_every", lambda v: v >= 1, ">= 1"),
     ("seed", lambda v: v >= 0, ">= 0"),
     ("hidden_sizes", lambda v: v is None or (len(v) >= 1 and min(v) >= 1), "positive widths"),
+    ("resize", lambda v: v is None or v >= 1, ">= 1 (or unset for the original size)"),
 ]
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": tuple(data.DATASETS),
@@ -118,14 +122,15 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 
 INTEGERS = ("epochs", "batch_size", "num_layers", "hidden_size", "seed", "train_subset",
-            "patience", "log_every")  # fmt: skip
+            "patience", "log_every", "resize")  # fmt: skip
+OPTIONAL = ("train_subset", "patience", "resize")
 FLOATS = ("learning_rate", "momentum", "beta", "beta1", "beta2", "epsilon", "weight_decay",
           "val_fraction", "dropout")  # fmt: skip
 
 
 def _typed(name: str, value: Any) -> Any:
     """``value`` as the field's type (an int, or a float; '1e-3' from YAML becomes 0.001)."""
-    if value is None and name in ("train_subset", "patience"):
+    if value is None and name in OPTIONAL:
         return None
     if name in INTEGERS:
         if isinstance(value, bool) or not isinstance(value, int | np.integer):
@@ -157,7 +162,30 @@ def validate(config: TrainConfig) -> TrainConfig:
             ok = False
         if not ok:
             raise ConfigError(name, f"must be {description}; got {value!r}")
-    return dataclasses.replace(config, **{name: getattr(config, name).lower() for name in CHOICES})
+    config = dataclasses.replace(
+        config, **{name: getattr(config, name).lower() for name in CHOICES}
+    )
+    return _check_images(config)
+
+
+def _check_images(config: TrainConfig) -> TrainConfig:
+    """``classes`` as a tuple of known class names; ``resize`` dividing the image side."""
+    classes = config.classes
+    if isinstance(classes, str):
+        classes = [part for part in classes.split(",") if part.strip()]
+    if classes is not None:
+        if not isinstance(classes, list | tuple):
+            raise ConfigError("classes", f"must be class names such as cat,dog; got {classes!r}")
+        try:
+            classes = tuple(data.class_names(config.dataset, classes))
+        except ValueError as error:
+            raise ConfigError("classes", str(error)) from None
+    side = data.IMAGE_SIDE[config.dataset]
+    if config.resize is not None and side % config.resize:
+        raise ConfigError(
+            "resize", f"must divide {config.dataset}'s image side {side}; got {config.resize}"
+        )
+    return dataclasses.replace(config, classes=classes)
 
 
 def load_splits(config: TrainConfig, *, progress: bool = False) -> data.Splits:
@@ -171,6 +199,8 @@ def load_splits(config: TrainConfig, *, progress: bool = False) -> data.Splits:
         dtype=config.dtype,
         source=config.source,
         progress=progress,
+        classes=config.classes,
+        resize=config.resize,
     )
 
 

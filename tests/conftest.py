@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import os
+import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from fnn import data
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,6 +30,50 @@ def data_dir() -> Path:
     if found is None:
         pytest.skip("real MNIST/Fashion-MNIST files not found (set FNN_DATA_DIR)")
     return found
+
+
+def cifar_records(labels: np.ndarray, seed: int) -> tuple[bytes, np.ndarray]:
+    """CIFAR-10 binary records for ``labels`` and the HWC images they hold."""
+    images = np.random.default_rng(seed).integers(0, 256, (len(labels), 32, 32, 3), np.uint8)
+    channel_major = images.transpose(0, 3, 1, 2).reshape(len(labels), -1)
+    records = np.concatenate([labels[:, None].astype(np.uint8), channel_major], axis=1)
+    return records.tobytes(), images
+
+
+def write_cifar_archive(path: Path, per_batch: int = 20) -> dict:
+    """A ``cifar-10-binary.tar.gz`` in the real layout: five train batches and a test batch of
+    ``per_batch`` records each, labels cycling through the ten classes."""
+    labels = np.arange(per_batch) % 10
+    train_images, test_images = [], None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as archive:
+        names = [*data.CIFAR_TRAIN, data.CIFAR_TEST]
+        for index, name in enumerate(names):
+            payload, images = cifar_records(labels, seed=index)
+            if name == data.CIFAR_TEST:
+                test_images = images
+            else:
+                train_images.append(images)
+            info = tarfile.TarInfo(f"{data.CIFAR_FOLDER}/{name}")
+            info.size = len(payload)
+            archive.addfile(info, io.BytesIO(payload))
+        meta = "\n".join(data.CLASS_NAMES["cifar10"]).encode()
+        info = tarfile.TarInfo(f"{data.CIFAR_FOLDER}/batches.meta.txt")
+        info.size = len(meta)
+        archive.addfile(info, io.BytesIO(meta))
+    return {
+        "train_images": np.concatenate(train_images),
+        "train_labels": np.tile(labels, 5),
+        "test_images": test_images,
+        "test_labels": labels,
+    }
+
+
+@pytest.fixture
+def cifar_dir(tmp_path) -> Path:
+    """A folder holding ``cifar-10/cifar-10-binary.tar.gz`` with 100 + 20 small records."""
+    write_cifar_archive(tmp_path / "cifar-data" / "cifar-10" / data.CIFAR_ARCHIVE)
+    return tmp_path / "cifar-data"
 
 
 @pytest.fixture(autouse=True)

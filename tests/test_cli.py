@@ -198,3 +198,35 @@ def test_missing_data_dir_help_flag_and_case(tmp_path, capsys):
     assert "Usage" in capsys.readouterr().out
     assert main(["train", "--tracker", "NONE", "-e", "0"]) == 2  # the tracker is accepted,
     assert "--epochs" in capsys.readouterr().err  # the bad epochs are what is reported
+
+
+def test_cifar10_binary_subset_resized_trains_and_evaluates(cifar_dir, tmp_path, capsys):
+    run = tmp_path / "cifar-run"
+    args = ["train", "-d", "cifar10", "--classes", "automobile,cat", "--resize", "16",
+            "--data_dir", str(cifar_dir), "-e", "2", "-nhl", "1", "-sz", "8", "--val_fraction",
+            "0.2", "--tracker", "none", "--save", str(run)]  # fmt: skip
+    assert main(args) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["classes"] == ["automobile", "cat"] and saved["resize"] == 16
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [row["class"] for row in report["per_class"]] == ["automobile", "cat"]
+    assert sum(row["support"] for row in report["per_class"]) == 4  # 2 + 2 of the 20 test images
+    out = tmp_path / "grid.png"
+    assert main(["samples", "-d", "cifar10", "--data_dir", str(cifar_dir), "--out", str(out)]) == 0
+    assert out.stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-d", "cifar10", "--classes", "car,cat"], "--classes unknown class 'car'"),
+        (["-d", "cifar10", "--resize", "12"], "--resize must divide cifar10's image side 32"),
+        (["--resize", "0"], "--resize must be >= 1"),
+    ],
+)
+def test_bad_classes_and_resize_are_usage_errors(args, message, capsys):
+    assert main(["train", *args, "--tracker", "none"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
