@@ -258,6 +258,10 @@ def train(
     learning_rate: Annotated[
         float, typer.Option("--learning_rate", "-lr", help="> 0.")
     ] = DEFAULT.learning_rate,
+    lr_schedule: Annotated[
+        str,
+        typer.Option("--lr_schedule", help="constant, or cosine decay to 0 over the epochs."),
+    ] = DEFAULT.lr_schedule,
     momentum: Annotated[
         float, typer.Option("--momentum", "-m", help="momentum and nag, in [0, 1).")
     ] = DEFAULT.momentum,

@@ -644,3 +644,150 @@ def bench_figure(result: dict, path: str | Path) -> Path:
         f"{result['samples']} samples per epoch ({result['blas']})"
     )
     return _save(fig, path)
+
+
+# --- study ------------------------------------------------------------------------------------
+
+
+def curve_panels(
+    histories: dict[str, dict[str, list[dict]]],
+    path: str | Path,
+    *,
+    panels: Sequence[tuple[str, str, str]],
+    title: str | None = None,
+    log_y: Sequence[str] = (),
+) -> Path:
+    """One figure of several panels, each ``(records, x, metric)``: for every run of
+    ``histories`` (``{run: {"epochs": [...], "steps": [...]}}``, as ``fit`` returns) the
+    records named by the panel, ``metric`` against ``x``. One colour per run, one legend.
+    Metrics named in ``log_y`` get a log y axis."""
+    columns = min(len(panels), 2)
+    rows = math.ceil(len(panels) / columns)
+    fig = Figure(figsize=(5.2 * columns + 2.0, 4.0 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    palette = matplotlib.colormaps["tab10" if len(histories) <= 10 else "tab20"]
+    handles = {}
+    for ax, (records_key, x, metric) in zip(axes, panels, strict=False):
+        for index, (run, history) in enumerate(histories.items()):
+            points = [
+                (record[x], record[metric])
+                for record in history.get(records_key, [])
+                if _finite(record.get(x)) and _finite(record.get(metric))
+            ]
+            if not points:
+                continue
+            xs, ys = zip(*points, strict=True)
+            (line,) = ax.plot(
+                xs, ys, color=palette(index % palette.N), linewidth=1.6, label=run,
+                marker="o" if len(points) <= 30 else None, markersize=3,
+            )  # fmt: skip
+            handles.setdefault(run, line)
+        ax.set_title(f"{metric} by {x}", fontsize=11)
+        ax.set_xlabel("update (step)" if x == "step" else x)
+        ax.set_ylabel(metric)
+        if metric in log_y:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(panels) :]:
+        ax.set_axis_off()
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize=9)
+    fig.suptitle(title or "Training curves", fontsize=13)
+    return _save(fig, path)
+
+
+def misclassified_grid(
+    images: np.ndarray,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    class_names: Sequence[str],
+    path: str | Path,
+    *,
+    pairs: int = 5,
+    per_pair: int = 6,
+    title: str = "Misclassified test images",
+) -> Path:
+    """For each of the ``pairs`` most-confused (true → predicted) pairs, the first
+    ``per_pair`` test images of that mistake, one row a pair, labelled with its count."""
+    from fnn.metrics import confusion_matrix
+
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    confusion = confusion_matrix(labels, predictions, len(class_names))
+    chosen = most_confused(confusion, pairs)
+    rows = max(len(chosen), 1)
+    fig = Figure(figsize=(1.45 * per_pair + 2.6, 1.6 * rows + 0.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, per_pair, squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for row, (true, predicted, count) in enumerate(chosen):
+        wrong = np.flatnonzero((labels == true) & (predictions == predicted))[:per_pair]
+        tiles = _tiles(images, wrong)
+        for ax, tile in zip(axes[row], tiles, strict=False):
+            ax.imshow(tile, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        axes[row, 0].text(
+            -0.15, 0.5, f"{class_names[true]}\n→ {class_names[predicted]}\n({count})",
+            transform=axes[row, 0].transAxes, ha="right", va="center", fontsize=9,
+        )  # fmt: skip
+    if not chosen:
+        axes[0, 0].text(0, 0.5, "no mistakes", fontsize=11)
+    fig.suptitle(title, fontsize=13)
+    return _save(fig, path)
+
+
+def distributions(
+    groups: dict[str, Sequence[float]],
+    path: str | Path,
+    *,
+    metric: str = "val_accuracy",
+    title: str | None = None,
+) -> Path:
+    """Box plots with every value as a jittered dot, one per group (e.g. the completed trials
+    of two sweeps), so both the spread and the best runs are visible."""
+    fig = Figure(figsize=(2.2 * len(groups) + 2.5, 4.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    values = [np.asarray([v for v in group if _finite(v)], dtype=float) for group in groups.values()]
+    ax.boxplot(
+        [v if v.size else [np.nan] for v in values], tick_labels=list(groups), widths=0.5,
+        showfliers=False,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    for index, v in enumerate(values, start=1):
+        ax.scatter(index + rng.uniform(-0.12, 0.12, v.size), v, s=14, alpha=0.7, zorder=3)
+        if v.size:
+            ax.annotate(f"best {v.max():.4f}\nn = {v.size}", (index + 0.28, v.max()), fontsize=8)
+    ax.set_ylabel(metric)
+    ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title or f"{metric} by group", fontsize=13)
+    return _save(fig, path)
+
+
+def overlay(
+    steps: np.ndarray,
+    ours: np.ndarray,
+    theirs: np.ndarray,
+    path: str | Path,
+    *,
+    labels: tuple[str, str] = ("fnn", "PyTorch"),
+    title: str = "Training loss per update",
+) -> Path:
+    """Two loss curves over the same updates, overlaid, and their absolute difference (log y)
+    beneath."""
+    fig = Figure(figsize=(9, 6.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
+    top.plot(steps, ours, linewidth=2.4, label=labels[0])
+    top.plot(steps, theirs, linewidth=1.0, linestyle="--", label=labels[1])
+    top.set_ylabel("minibatch loss")
+    top.legend()
+    top.grid(alpha=0.3)
+    difference = np.abs(np.asarray(ours) - np.asarray(theirs))
+    bottom.plot(steps, np.maximum(difference, np.finfo(float).tiny), color="#b22222", linewidth=1)
+    bottom.set_yscale("log")
+    bottom.set_ylabel(f"|{labels[0]} − {labels[1]}|")
+    bottom.set_xlabel("update (step)")
+    bottom.grid(alpha=0.3)
+    fig.suptitle(f"{title} — max difference {difference.max():.2e}", fontsize=13)
+    return _save(fig, path)

@@ -85,6 +85,8 @@ def run_name(config: dict[str, Any]) -> str:
         parts.append("loss_mse")
     if config.get("weight_init", "xavier") != "xavier":
         parts.append(f"init_{config['weight_init']}")
+    if config.get("lr_schedule", "constant") != "constant":
+        parts.append(f"sch_{config['lr_schedule']}")
     if config.get("dropout"):
         parts.append(f"do_{_short_float(float(config['dropout']))}")
     if config.get("epochs"):

@@ -15,7 +15,7 @@ import numpy as np
 from fnn import activations, data, init, losses, metrics, optimizers
 from fnn.model import grads, init_mlp
 from fnn.tracking import NoTracker, Tracker
-from fnn.tree import Params, apply_updates
+from fnn.tree import Params, apply_updates, flatten
 
 DTYPES = ("float32", "float64")
 
@@ -31,6 +31,7 @@ class TrainConfig:
     loss: str = "cross_entropy"
     optimizer: str = "adam"
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
     momentum: float = 0.9
     beta: float = 0.9
     beta1: float = 0.9
@@ -118,6 +119,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "activation": tuple(activations.ACTIVATIONS),
     "dtype": DTYPES,
     "source": ("idx", "tfds"),
+    "lr_schedule": ("constant", "cosine"),
 }
 
 
@@ -204,19 +206,40 @@ def load_splits(config: TrainConfig, *, progress: bool = False) -> data.Splits:
     )
 
 
+def cosine_decay(step: int, total: int) -> float:
+    """The learning-rate multiplier of update ``step + 1`` of ``total`` under cosine decay to
+    zero, (1 + cos(pi step / total)) / 2 (Loshchilov & Hutter, "SGDR", ICLR 2017, eq. 5
+    without restarts; ``optax.cosine_decay_schedule`` with alpha 0 and
+    ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=total, eta_min=0)`` stepped per update).
+    """
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+
+def scale_updates(updates: Params, factor: float) -> Params:
+    """``updates`` times ``factor``. Every fnn optimizer's update is proportional to its
+    learning rate, so this is the update at learning rate ``factor * lr``. The updates are
+    the optimizer's new arrays, so they are scaled in place."""
+    flat, layout = flatten(updates)
+    flat *= factor
+    return layout.unpack(flat)
+
+
 def train_step(
     optimizer: optimizers.Optimizer, *, activation: str, loss: str, dropout: float = 0.0
 ) -> Callable:
-    """A pure step ``(params, opt_state, xb, yb, rng=None) -> (params, opt_state, loss)``:
-    gradients, the optimizer's update (given the loss, for Eve) and its application."""
+    """A pure step ``(params, opt_state, xb, yb, rng=None, lr_scale=1.0) -> (params,
+    opt_state, loss)``: gradients, the optimizer's update (given the loss, for Eve), scaled by
+    ``lr_scale`` (a learning-rate schedule's multiplier), and its application."""
 
-    def step(params, opt_state, xb, yb, rng=None):
+    def step(params, opt_state, xb, yb, rng=None, lr_scale=1.0):
         value, gradients = grads(
             params, xb, yb, activation=activation, loss=loss, dropout=dropout, rng=rng
         )
         if not math.isfinite(value):  # no update from a diverged batch; the caller stops
             return params, opt_state, value
         updates, opt_state = optimizer.update(gradients, opt_state, params, loss=value)
+        if lr_scale != 1.0:
+            updates = scale_updates(updates, lr_scale)
         return apply_updates(params, updates), opt_state, value
 
     return step
@@ -258,7 +281,8 @@ def fit(
     the epoch's final parameters, no dropout) and the training time; every ``log_every`` steps
     the mean minibatch loss since the previous record (``running_train_loss``). With
     ``patience``, training stops after that many epochs without a lower validation loss and
-    the best parameters are returned.
+    the best parameters are returned. ``lr_schedule="cosine"`` decays the learning rate to
+    zero over all ``epochs`` (``cosine_decay``, per update).
     Raises ``TrainingDiverged`` as soon as a minibatch loss is not finite.
     """
     config = validate(config)
@@ -287,6 +311,7 @@ def fit(
     }
     best_loss, best_params, stale = math.inf, params, 0
     steps_per_epoch = -(-len(splits.y_train) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
     global_step, loss_sum, loss_count = 0, 0.0, 0
     # Overflow on the way to a non-finite loss is reported as TrainingDiverged, not as warnings.
     with _progress(progress) as bar, np.errstate(over="ignore", invalid="ignore"):
@@ -297,8 +322,15 @@ def fit(
             for xb, yb in data.batches(
                 splits.x_train, splits.y_train, config.batch_size, batch_rng
             ):
+                scale = (
+                    cosine_decay(global_step, total_steps)
+                    if config.lr_schedule == "cosine"
+                    else 1.0
+                )
                 try:
-                    params, opt_state, value = step(params, opt_state, xb, yb, dropout_rng)
+                    params, opt_state, value = step(
+                        params, opt_state, xb, yb, dropout_rng, lr_scale=scale
+                    )
                 except optimizers.LossError as error:  # Eve's feedback on a zero loss
                     raise TrainingDiverged(
                         f"training stopped at epoch {epoch}, step {global_step + 1}: {error}; "

@@ -162,3 +162,54 @@ def test_config_values_are_type_checked():
     with pytest.raises(ConfigError, match="--seed must be >= 0"):
         validate(TrainConfig(seed=-1))
     assert validate(TrainConfig(learning_rate="1e-3")).learning_rate == 0.001  # YAML 1.1 string
+
+
+def test_cosine_decay_endpoints():
+    from fnn.train import cosine_decay
+
+    assert cosine_decay(0, 10) == 1.0 and cosine_decay(5, 10) == pytest.approx(0.5)
+    assert cosine_decay(10, 10) == pytest.approx(0.0) and cosine_decay(12, 10) == cosine_decay(10, 10)
+
+
+@pytest.mark.parametrize("name", ["momentum", "adam", "sgd"])
+def test_cosine_schedule_matches_torch_cosine_annealing(name):
+    """train_step with lr_scale = cosine_decay(t, T) is torch's optimizer stepped with
+    CosineAnnealingLR(T_max=T, eta_min=0): same params after T float64 updates."""
+    torch = pytest.importorskip("torch")
+    from fnn.train import cosine_decay
+
+    total, sizes, lr = 25, [6, 5, 3], 0.05
+    hparams = {"momentum": {"momentum": 0.85, "weight_decay": 0.01}, "adam": {}, "sgd": {}}[name]
+    rng = np.random.default_rng(3)
+    params = fnn.init_mlp(sizes, init="xavier", seed=1, dtype="float64")
+    layers = [torch.nn.Linear(a, b, dtype=torch.float64) for a, b in zip(sizes, sizes[1:])]
+    with torch.no_grad():
+        for i, layer in enumerate(layers):
+            layer.weight.copy_(torch.from_numpy(params[f"layer_{i}"]["w"].T.copy()))
+            layer.bias.copy_(torch.from_numpy(params[f"layer_{i}"]["b"].copy()))
+    model = torch.nn.Sequential(layers[0], torch.nn.Tanh(), layers[1])
+    theirs = {
+        "momentum": lambda p: torch.optim.SGD(p, lr=lr, momentum=0.85, weight_decay=0.01),
+        "adam": lambda p: torch.optim.Adam(p, lr=lr),
+        "sgd": lambda p: torch.optim.SGD(p, lr=lr),
+    }[name](model.parameters())
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(theirs, T_max=total, eta_min=0)
+    optimizer = fnn.optimizers.get(name, learning_rate=lr, **hparams)
+    state, step = optimizer.init(params), train_step(optimizer, activation="tanh", loss="cross_entropy")
+    for t in range(total):
+        x, y = rng.standard_normal((8, 6)), rng.integers(0, 3, 8)
+        params, state, _ = step(params, state, x, y, lr_scale=cosine_decay(t, total))
+        theirs.zero_grad()
+        torch.nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        theirs.step()
+        schedule.step()
+    for i, layer in enumerate(layers):
+        np.testing.assert_allclose(params[f"layer_{i}"]["w"], layer.weight.detach().numpy().T, atol=1e-12)
+        np.testing.assert_allclose(params[f"layer_{i}"]["b"], layer.bias.detach().numpy(), atol=1e-12)
+
+
+def test_fit_with_cosine_schedule_learns():
+    params, history = fit(dataclasses.replace(SMALL, lr_schedule="cosine"), blobs())
+    assert history["epochs"][-1]["val_accuracy"] > 0.9
+    with pytest.raises(ConfigError, match="--lr_schedule must be one of constant, cosine"):
+        validate(dataclasses.replace(SMALL, lr_schedule="linear"))
