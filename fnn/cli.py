@@ -761,6 +761,62 @@ def gradcheck(
     console.print(f"worst: {worst_overall:.2e}")
 
 
+@app.command()
+def study(
+    out: Annotated[Path, typer.Option("--out", help="Folder for figures, tables, SUMMARY.md.")] = Path(
+        "study"
+    ),
+    budget: Annotated[
+        str, typer.Option("--budget", help="quick (minutes) or full (about an hour).")
+    ] = "quick",
+    data_dir: Annotated[
+        str | None, typer.Option("--data_dir", help="Folder holding mnist/ and fashion-mnist/.")
+    ] = None,
+    tracker: Annotated[
+        str, typer.Option("--tracker", help="wandb (offline without a key) or none.")
+    ] = "wandb",
+    wandb_project: Annotated[str, typer.Option("--wandb_project", "-wp")] = "fnn",
+    train_subset: Annotated[
+        int | None,
+        typer.Option("--train_subset", help="Cap every training set (a fast smoke test)."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+) -> None:
+    """Reproduce the study: samples, optimizers, sweeps, best model, losses, MNIST, presets,
+    fnn vs PyTorch; writes OUT/SUMMARY.md."""
+    import optuna
+
+    from fnn import study as studies
+
+    budget, tracker = budget.lower(), tracker.lower()
+    checks = [
+        (budget in studies.BUDGETS, f"--budget must be one of {', '.join(studies.BUDGETS)}"),
+        (tracker in tracking.TRACKERS, f"--tracker must be one of {', '.join(tracking.TRACKERS)}"),
+        (train_subset is None or train_subset >= 20, "--train_subset must be >= 20"),
+        (data_dir is None or Path(data_dir).expanduser().is_dir(),
+         f"--data_dir must be an existing folder; {data_dir} is not one"),
+    ]  # fmt: skip
+    for ok, message in checks:
+        if not ok:
+            raise UsageFailure(message)
+    try:
+        studies.run(
+            out,
+            budget=budget,
+            data_dir=data_dir,
+            tracker=tracker,
+            train_subset=train_subset,
+            seed=seed,
+            project=wandb_project,
+            say=lambda line: console.print(line, highlight=False, markup=False),
+            progress=console.is_terminal,
+        )
+    except (studies.StudyError, data.DataError, TrainingDiverged) as error:
+        raise RunFailure(str(error)) from None
+    except optuna.exceptions.StorageInternalError as error:
+        raise RunFailure(f"the sweep storage in {out} failed: {error}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; errors become one line on stderr (exit 2: bad input, 1: failed run)."""
     args = sys.argv[1:] if argv is None else list(argv)

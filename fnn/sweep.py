@@ -1071,6 +1071,23 @@ def study_trials(study: optuna.Study, *, metric: str | None = None) -> list[dict
     return rows
 
 
+def trial_config(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> TrainConfig:
+    """The whole configuration ``trial`` of a ``run_local`` study trained: the study's base
+    options, the sweep's constants and the trial's values."""
+    sweep = study.user_attrs.get("sweep")
+    if sweep is None:
+        raise SweepConfigError(f"study {study.study_name!r} was not made by fnn sweep")
+    values = {}
+    for name, spec in sweep["parameters"].items():
+        if spec["distribution"] == "constant":
+            values[name] = spec["value"]
+        elif name in trial.params:
+            choice = trial.params[name]
+            categorical = spec["distribution"] == "categorical"
+            values[name] = _decoded(spec["values"], choice) if categorical else choice
+    return _train_config(study.user_attrs.get("base") or {}, values)
+
+
 def _study_metric(study: optuna.Study) -> tuple[str | None, str]:
     """The metric name a study made by ``run_local`` optimises (None for another study) and its
     goal."""
