@@ -6,6 +6,7 @@ Errors are one line on stderr: exit code 2 for bad input, 1 for a run that faile
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -799,6 +800,8 @@ def study(
     for ok, message in checks:
         if not ok:
             raise UsageFailure(message)
+    if tracker == "wandb" and not os.environ.get("WANDB_DIR"):
+        os.environ["WANDB_DIR"] = str(Path(out).resolve())  # the study's runs go with it
     try:
         studies.run(
             out,

@@ -76,7 +76,8 @@ OPTIMIZER_RATES = {
     "eve": 1e-3,
 }
 COMPARISON_NET = dict(num_layers=3, hidden_size=128, activation="relu", weight_init="xavier",
-                      batch_size=64, log_every=50)  # fmt: skip
+                      batch_size=64, log_every=50, loss="cross_entropy", dropout=0.0,
+                      lr_schedule="constant", weight_decay=0.0)  # fmt: skip
 
 
 class StudyError(RuntimeError):
@@ -879,6 +880,12 @@ def write_summary(out: Path, results: dict[str, Any]) -> Path:
         "[results.json](results.json).",
         "",
     ]  # fmt: skip
+    if (out / "wandb").is_dir():
+        lines += [
+            f"Every training is a W&B run in the group `study_{results['budget']}`, kept in "
+            f"`wandb/` (offline runs upload with `wandb sync {out.name}/wandb/offline-run-*`).",
+            "",
+        ]
     if "samples" in results:
         lines += ["## 1. One image per class", ""]
         lines += [_image(path, name) for name, path in results["samples"].items()]
