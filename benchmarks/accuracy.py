@@ -1,6 +1,6 @@
 """Train the default configuration of ``fnn train`` and print test accuracy and wall time.
 
-    python benchmarks/accuracy.py [--datasets fashion_mnist,mnist] [--epochs 5,10]
+    python benchmarks/accuracy.py [--datasets fashion_mnist,mnist] [--epochs 5,25]
 
 Reads the data like ``fnn train`` does (``$FNN_DATA_DIR``, the cache, or a download). The
 test set is used once per trained model, for the printed figure only.
@@ -24,7 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="fashion_mnist,mnist")
     parser.add_argument(
-        "--epochs", default=f"5,{TrainConfig().epochs}", help="Comma-separated epoch budgets."
+        "--epochs", default=str(TrainConfig().epochs), help="Comma-separated epoch budgets."
     )
     parser.add_argument("--data_dir", default=None)
     args = parser.parse_args()
@@ -32,7 +32,8 @@ def main() -> None:
     default = TrainConfig()
     print(f"{platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}")
     print(
-        f"default config: {default.optimizer} lr {default.learning_rate:g}, "
+        f"default config: {default.optimizer} lr {default.learning_rate:g} "
+        f"({default.lr_schedule}), "
         f"{list(default.hidden_layers())} {default.activation}, batch {default.batch_size}, "
         f"{default.weight_init} init, weight decay {default.weight_decay:g}, "
         f"dropout {default.dropout:g}"

@@ -326,7 +326,9 @@ def train(
     ] = None,
     resize: Annotated[
         int | None,
-        typer.Option("--resize", help="Shrink images to N x N by area averaging (N divides the side)."),
+        typer.Option(
+            "--resize", help="Shrink images to N x N by area averaging (N divides the side)."
+        ),
     ] = None,
     dtype: Annotated[str, typer.Option("--dtype", help=_choices("dtype"))] = DEFAULT.dtype,
     tracker: Annotated[
@@ -764,9 +766,9 @@ def gradcheck(
 
 @app.command()
 def study(
-    out: Annotated[Path, typer.Option("--out", help="Folder for figures, tables, SUMMARY.md.")] = Path(
-        "study"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for figures, tables, SUMMARY.md.")
+    ] = Path("study"),
     budget: Annotated[
         str, typer.Option("--budget", help="quick (minutes) or full (about an hour).")
     ] = "quick",

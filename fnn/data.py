@@ -395,7 +395,9 @@ def read_cifar_archive(path: str | os.PathLike) -> tuple[tuple[np.ndarray, np.nd
             train = _cifar_batches([read(name) for name in CIFAR_TRAIN], path)
             test = _cifar_batches([read(CIFAR_TEST)], path)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
-        raise DataError(f"{path} is not a readable CIFAR-10 archive ({_one_line(error)}); {_FIX}")
+        raise DataError(
+            f"{path} is not a readable CIFAR-10 archive ({_one_line(error)}); {_FIX}"
+        ) from None
     return train, test
 
 
@@ -487,9 +489,9 @@ def preprocess(images: np.ndarray, dtype=np.float32, *, size: int | None = None)
     if size is not None:
         if not (isinstance(size, int) and size >= 1 and height % size == 0 and width % size == 0):
             raise ValueError(f"size must divide the image sides {height} and {width}; got {size}")
-        blocks = rearrange(
-            images, "n (h a) (w b) c -> n h w c (a b)", h=size, w=size
-        ).astype(np.float64)
+        blocks = rearrange(images, "n (h a) (w b) c -> n h w c (a b)", h=size, w=size).astype(
+            np.float64
+        )
         flat = rearrange(blocks.mean(axis=-1), "n h w c -> n (h w c)").astype(dtype)
     else:
         flat = rearrange(images, "n h w c -> n (h w c)").astype(dtype)
@@ -497,9 +499,7 @@ def preprocess(images: np.ndarray, dtype=np.float32, *, size: int | None = None)
     return flat
 
 
-def standardise(
-    x_train: np.ndarray, *others: np.ndarray, channels: int
-) -> tuple[np.ndarray, ...]:
+def standardise(x_train: np.ndarray, *others: np.ndarray, channels: int) -> tuple[np.ndarray, ...]:
     """Per-channel standardisation with the mean and standard deviation of ``x_train`` (flat
     rows, channels innermost), applied to ``x_train`` and every array of ``others``."""
     pixels = x_train.reshape(-1, channels).astype(np.float64)

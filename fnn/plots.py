@@ -748,7 +748,9 @@ def distributions(
     fig = Figure(figsize=(2.2 * len(groups) + 2.5, 4.4), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    values = [np.asarray([v for v in group if _finite(v)], dtype=float) for group in groups.values()]
+    values = [
+        np.asarray([v for v in group if _finite(v)], dtype=float) for group in groups.values()
+    ]
     ax.boxplot(
         [v if v.size else [np.nan] for v in values], tick_labels=list(groups), widths=0.5,
         showfliers=False,

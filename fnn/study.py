@@ -372,9 +372,9 @@ def compare_losses(ctx: Context, ce: dict, mse: dict) -> dict[str, Any]:
         best = result["best"]
         if best is None:
             continue
-        history = next(
-            t for t in _trial_histories(ctx, result["study"]) if t[0] == best["trial"]
-        )[1]
+        history = next(t for t in _trial_histories(ctx, result["study"]) if t[0] == best["trial"])[
+            1
+        ]
         histories[f"{label}: best trial {best['trial']}"] = {"epochs": history}
     curves = plots.curve_panels(
         histories,
@@ -593,7 +593,11 @@ def torch_optimizer(torch, config: TrainConfig, parameters) -> Any | None:
             parameters, lr=lr, betas=betas, eps=config.epsilon, weight_decay=wd
         ),
         "nadam": lambda: torch.optim.NAdam(
-            parameters, lr=lr, betas=betas, eps=config.epsilon, weight_decay=wd,
+            parameters,
+            lr=lr,
+            betas=betas,
+            eps=config.epsilon,
+            weight_decay=wd,
             momentum_decay=1e9,
         ),  # fmt: skip
     }.get(config.optimizer)

@@ -7,7 +7,6 @@ import functools
 import gzip
 import hashlib
 import importlib.util
-import io
 import shutil
 import socket
 import struct
@@ -19,8 +18,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from conftest import write_cifar_archive
+
 from fnn import data
 
 # --------------------------------------------------------------------------- helpers

@@ -479,7 +479,7 @@ def test_agent_function_trains_the_runs_config(tmp_path, wandb_offline, monkeypa
     sweep.agent_function(BASE, "val_loss")()
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     summary, _ = inspect(run_dir)
-    assert summary["name"] == "hl_1_sz_8_bs_32_ac_relu_opt_adam_lr_0.01_ep_2"
+    assert summary["name"] == "hl_1_sz_8_bs_32_ac_relu_opt_adam_lr_0.01_sch_cosine_do_0.2_ep_2"
     assert summary["config"]["batch_size"] == 32  # base, recorded with the sweep's values
     assert summary["config"]["hidden_size"] == 8
     assert summary["summary"]["sweep_state"] == "COMPLETE"

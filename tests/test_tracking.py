@@ -68,7 +68,7 @@ def test_fnn_train_without_account_leaves_an_offline_run(data_dir, offline_wandb
     assert "no W&B API key" in err and "wandb sync" in err
     (run,) = offline_runs(offline_wandb)
     summary, history = read_run(run)
-    assert summary["name"] == "hl_1_sz_16_bs_64_ac_relu_opt_adam_lr_1e-3_ep_2"
+    assert summary["name"] == "hl_1_sz_16_bs_64_ac_relu_opt_adam_lr_1e-3_sch_cosine_do_0.2_ep_2"
     assert summary["config"]["optimizer"] == "adam"
     epochs = [h for h in history if "val_accuracy" in h]
     assert [h["epoch"] for h in epochs] == [1, 2]

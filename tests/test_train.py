@@ -168,7 +168,9 @@ def test_cosine_decay_endpoints():
     from fnn.train import cosine_decay
 
     assert cosine_decay(0, 10) == 1.0 and cosine_decay(5, 10) == pytest.approx(0.5)
-    assert cosine_decay(10, 10) == pytest.approx(0.0) and cosine_decay(12, 10) == cosine_decay(10, 10)
+    assert cosine_decay(10, 10) == pytest.approx(0.0) and cosine_decay(12, 10) == cosine_decay(
+        10, 10
+    )
 
 
 @pytest.mark.parametrize("name", ["momentum", "adam", "sgd"])
@@ -182,7 +184,8 @@ def test_cosine_schedule_matches_torch_cosine_annealing(name):
     hparams = {"momentum": {"momentum": 0.85, "weight_decay": 0.01}, "adam": {}, "sgd": {}}[name]
     rng = np.random.default_rng(3)
     params = fnn.init_mlp(sizes, init="xavier", seed=1, dtype="float64")
-    layers = [torch.nn.Linear(a, b, dtype=torch.float64) for a, b in zip(sizes, sizes[1:])]
+    pairs = zip(sizes, sizes[1:], strict=False)
+    layers = [torch.nn.Linear(a, b, dtype=torch.float64) for a, b in pairs]
     with torch.no_grad():
         for i, layer in enumerate(layers):
             layer.weight.copy_(torch.from_numpy(params[f"layer_{i}"]["w"].T.copy()))
@@ -195,17 +198,26 @@ def test_cosine_schedule_matches_torch_cosine_annealing(name):
     }[name](model.parameters())
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(theirs, T_max=total, eta_min=0)
     optimizer = fnn.optimizers.get(name, learning_rate=lr, **hparams)
-    state, step = optimizer.init(params), train_step(optimizer, activation="tanh", loss="cross_entropy")
+    state, step = (
+        optimizer.init(params),
+        train_step(optimizer, activation="tanh", loss="cross_entropy"),
+    )
     for t in range(total):
         x, y = rng.standard_normal((8, 6)), rng.integers(0, 3, 8)
         params, state, _ = step(params, state, x, y, lr_scale=cosine_decay(t, total))
         theirs.zero_grad()
-        torch.nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        torch.nn.functional.cross_entropy(
+            model(torch.from_numpy(x)), torch.from_numpy(y)
+        ).backward()
         theirs.step()
         schedule.step()
     for i, layer in enumerate(layers):
-        np.testing.assert_allclose(params[f"layer_{i}"]["w"], layer.weight.detach().numpy().T, atol=1e-12)
-        np.testing.assert_allclose(params[f"layer_{i}"]["b"], layer.bias.detach().numpy(), atol=1e-12)
+        np.testing.assert_allclose(
+            params[f"layer_{i}"]["w"], layer.weight.detach().numpy().T, atol=1e-12
+        )
+        np.testing.assert_allclose(
+            params[f"layer_{i}"]["b"], layer.bias.detach().numpy(), atol=1e-12
+        )
 
 
 def test_fit_with_cosine_schedule_learns():
