@@ -770,7 +770,7 @@ def study(
         Path, typer.Option("--out", help="Folder for figures, tables, SUMMARY.md.")
     ] = Path("study"),
     budget: Annotated[
-        str, typer.Option("--budget", help="quick (minutes) or full (about an hour).")
+        str, typer.Option("--budget", help="quick (minutes) or full (~75 min on 2 cores).")
     ] = "quick",
     data_dir: Annotated[
         str | None, typer.Option("--data_dir", help="Folder holding mnist/ and fashion-mnist/.")
