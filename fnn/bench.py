@@ -3,6 +3,7 @@ to the machine's matmul roofline, and (optionally) the same workload in PyTorch'
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 import fnn
+import fnn.train
 from fnn.data import DataError
 
 DEFAULT_BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024)
@@ -93,7 +95,51 @@ def fnn_epoch(
     return run
 
 
-TORCH_OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "rmsprop": "RMSprop", "nadam": "NAdam"}
+TORCH_ACTIVATIONS = {"identity": "Identity", "sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "ReLU"}
+TORCH_EQUIVALENTS = ("sgd", "momentum", "nag", "rmsprop", "adam", "nadam")  # Eve has none
+
+
+def torch_mlp(torch, sizes, activation: str, dtype: str, params=None):
+    """The MLP of layer widths ``sizes`` as a ``torch.nn.Sequential`` of Linear layers with
+    ``activation`` between them; with ``params`` (an fnn pytree) its weights are copied in."""
+    act = getattr(torch.nn, TORCH_ACTIVATIONS[activation])
+    modules: list = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layer = torch.nn.Linear(fan_in, fan_out, dtype=getattr(torch, dtype))
+        if params is not None:
+            with torch.no_grad():
+                layer.weight.copy_(torch.from_numpy(params[f"layer_{i}"]["w"].T.copy()))
+                layer.bias.copy_(torch.from_numpy(params[f"layer_{i}"]["b"].copy()))
+        modules.append(layer)
+        if i < len(sizes) - 2:
+            modules.append(act())
+    return torch.nn.Sequential(*modules)
+
+
+def torch_optimizer(torch, name: str, parameters, **hparams):
+    """The ``torch.optim`` optimizer that computes what fnn's optimizer ``name`` computes with
+    ``hparams`` (as ``TrainConfig.optimizer_hparams()`` gives them; fnn's defaults
+    otherwise), or None for Eve. NAdam with momentum_decay -> infinity is fnn's constant-mu
+    NAdam."""
+    if name not in TORCH_EQUIVALENTS:
+        return None
+    hp = {field.name: field.default for field in dataclasses.fields(fnn.train.TrainConfig)}
+    hp.update(hparams)
+    lr, wd, betas = hp["learning_rate"], hp["weight_decay"], (hp["beta1"], hp["beta2"])
+    if name in ("sgd", "momentum", "nag"):
+        momentum = 0.0 if name == "sgd" else hp["momentum"]
+        return torch.optim.SGD(
+            parameters, lr=lr, momentum=momentum, nesterov=name == "nag", weight_decay=wd
+        )
+    if name == "rmsprop":
+        return torch.optim.RMSprop(
+            parameters, lr=lr, alpha=hp["beta"], eps=hp["epsilon"], weight_decay=wd
+        )
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=lr, betas=betas, eps=hp["epsilon"], weight_decay=wd)
+    return torch.optim.NAdam(
+        parameters, lr=lr, betas=betas, eps=hp["epsilon"], weight_decay=wd, momentum_decay=1e9
+    )
 
 
 def torch_epoch(
@@ -104,21 +150,12 @@ def torch_epoch(
         import torch
     except ImportError:
         return None
-    if optimizer not in TORCH_OPTIMIZERS or activation not in ("tanh", "relu", "sigmoid"):
+    if optimizer not in TORCH_EQUIVALENTS or activation not in TORCH_ACTIVATIONS:
         return None
-    act = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid}[activation]
-    torch_dtype = getattr(torch, dtype)
 
     def run(x: np.ndarray, y: np.ndarray, batch_size: int) -> None:
-        layers: list = []
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            layers.append(torch.nn.Linear(fan_in, fan_out, dtype=torch_dtype))
-            if i < len(sizes) - 2:
-                layers.append(act())
-        model = torch.nn.Sequential(*layers)
-        opt = getattr(torch.optim, TORCH_OPTIMIZERS[optimizer])(
-            model.parameters(), lr=learning_rate
-        )
+        model = torch_mlp(torch, sizes, activation, dtype)
+        opt = torch_optimizer(torch, optimizer, model.parameters(), learning_rate=learning_rate)
         loss_fn = torch.nn.CrossEntropyLoss()
         inputs, labels = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
         for start in range(0, len(x), batch_size):

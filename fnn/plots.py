@@ -565,48 +565,15 @@ def curves(
     """Write one panel per name in ``metrics``, one line per run of ``histories`` (labelled by
     its key), against each record's ``x`` as a PNG at ``path``; a legend shared by the panels
     sits to the right. Records without the metric (or ``x``) are skipped."""
-    metrics = list(metrics)
-    if not metrics:
+    if not list(metrics):
         raise ValueError("curves needs at least one metric to plot")
-    fig = Figure(figsize=(4.6 * len(metrics) + 2.0, 4.4), layout="constrained")
-    FigureCanvasAgg(fig)
-    panels = fig.subplots(1, len(metrics), squeeze=False)[0]
-    palette = matplotlib.colormaps["tab10" if len(histories) <= 10 else "tab20"]
-    handles = {}
-    for panel, metric in zip(panels, metrics, strict=True):
-        for index, (run, records) in enumerate(histories.items()):
-            points = [
-                (record[x], record[metric])
-                for record in records
-                if _finite(record.get(x)) and _finite(record.get(metric))
-            ]
-            if not points:
-                continue
-            xs, ys = zip(*points, strict=True)
-            (line,) = panel.plot(
-                xs,
-                ys,
-                color=palette(index % palette.N),
-                linewidth=1.8,
-                marker="o" if len(points) <= 30 else None,
-                markersize=3.5,
-                label=run,
-            )
-            handles.setdefault(run, line)
-        if not panel.lines:
-            panel.text(0.5, 0.5, "no data", transform=panel.transAxes, ha="center", color="gray")
-            panel.set_xticks([])
-            panel.set_yticks([])
-        panel.set_title(metric, fontsize=11)
-        panel.set_xlabel(x)
-        panel.set_ylabel(metric)
-        panel.grid(alpha=0.3)
-        if x in ("epoch", "step", "run"):
-            panel.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if handles:
-        fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize=9)
-    fig.suptitle(title or "Training curves", fontsize=13)
-    return _save(fig, path)
+    return curve_panels(
+        {run: {"records": records} for run, records in histories.items()},
+        path,
+        panels=[("records", x, metric) for metric in metrics],
+        title=title,
+        columns=len(metrics),
+    )
 
 
 # --- speed ------------------------------------------------------------------------------------
@@ -656,12 +623,15 @@ def curve_panels(
     panels: Sequence[tuple[str, str, str]],
     title: str | None = None,
     log_y: Sequence[str] = (),
+    columns: int = 2,
 ) -> Path:
-    """One figure of several panels, each ``(records, x, metric)``: for every run of
-    ``histories`` (``{run: {"epochs": [...], "steps": [...]}}``, as ``fit`` returns) the
-    records named by the panel, ``metric`` against ``x``. One colour per run, one legend.
-    Metrics named in ``log_y`` get a log y axis."""
-    columns = min(len(panels), 2)
+    """One figure of several panels, ``columns`` to a row, each ``(records, x, metric)``: for
+    every run of ``histories`` (``{run: {"epochs": [...], "steps": [...]}}``, as ``fit``
+    returns) the records named by the panel, ``metric`` against ``x``; records without either
+    are skipped. One colour per run, one legend. Metrics named in ``log_y`` get a log y axis."""
+    if not panels:
+        raise ValueError("curve_panels needs at least one panel")
+    columns = min(len(panels), columns)
     rows = math.ceil(len(panels) / columns)
     fig = Figure(figsize=(5.2 * columns + 2.0, 4.0 * rows), layout="constrained")
     FigureCanvasAgg(fig)
@@ -683,12 +653,18 @@ def curve_panels(
                 marker="o" if len(points) <= 30 else None, markersize=3,
             )  # fmt: skip
             handles.setdefault(run, line)
+        if not ax.lines:
+            ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", color="gray")
+            ax.set_xticks([])
+            ax.set_yticks([])
         ax.set_title(f"{metric} by {x}", fontsize=11)
         ax.set_xlabel("update (step)" if x == "step" else x)
         ax.set_ylabel(metric)
-        if metric in log_y:
+        if metric in log_y and ax.lines:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
+        if x in ("epoch", "step", "run"):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in axes[len(panels) :]:
         ax.set_axis_off()
     if handles:

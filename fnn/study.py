@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import platform
 import time
 from collections.abc import Callable
@@ -34,10 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from fnn import checkpoint, data, metrics, plots, tracking
+from fnn import checkpoint, data, metrics, optimizers, plots, tracking
 from fnn import sweep as sweeps
+from fnn.bench import TORCH_EQUIVALENTS, torch_mlp, torch_optimizer
 from fnn.model import init_mlp
-from fnn.train import TrainConfig, fit, load_splits, train_step, validate
+from fnn.train import SCHEDULES, TrainConfig, fit, load_splits, train_step, validate
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 SECTIONS = ("samples", "optimizers", "sweeps", "final", "mnist", "presets", "torch")
@@ -223,7 +223,7 @@ def samples(ctx: Context) -> dict[str, Any]:
 # --- 2. optimizers ----------------------------------------------------------------------------
 
 
-def optimizers(ctx: Context) -> dict[str, Any]:
+def compare_optimizers(ctx: Context) -> dict[str, Any]:
     folder = ctx.out / "optimizers"
     base = dict(COMPARISON_NET, epochs=ctx.budget.optimizer_epochs)
     splits = None
@@ -241,6 +241,7 @@ def optimizers(ctx: Context) -> dict[str, Any]:
             (e["step"] for e in record["history"]["epochs"] if e["val_accuracy"] >= 0.85), None
         )
         ctx.say(f"  {name}: val accuracy {record['val_accuracy']:.2%}")
+    network = f"{'-'.join(map(str, config.hidden_layers()))} {config.activation}"
     figure = plots.curve_panels(
         histories,
         folder / "curves.png",
@@ -251,11 +252,10 @@ def optimizers(ctx: Context) -> dict[str, Any]:
             ("steps", "step", "running_train_loss"),
         ],
         log_y=("running_train_loss",),
-        title=f"Optimizers on {describe(_plain(config)).split(',')[0]} "
-        f"({len(splits.y_train):,} training samples)",
+        title=f"Optimizers on {network} ({len(splits.y_train):,} training samples)",
     )
     return {
-        "network": describe({**_plain(config), "optimizer": "each", "learning_rate": math.nan}),
+        "network": network,
         "samples": len(splits.y_train),
         "rows": sorted(rows, key=lambda row: -row["val_accuracy"]),
         "figure": _relative(figure, ctx.out),
@@ -570,40 +570,6 @@ def presets(ctx: Context) -> dict[str, Any]:
 # --- 9. fnn against PyTorch -------------------------------------------------------------------
 
 
-TORCH_EQUIVALENTS = ("sgd", "momentum", "nag", "rmsprop", "adam", "nadam")
-
-
-def torch_optimizer(torch, config: TrainConfig, parameters) -> Any | None:
-    """The torch.optim optimizer that computes what fnn's ``config.optimizer`` computes, or
-    None (Eve has none). NAdam with momentum_decay -> infinity is fnn's constant-mu NAdam."""
-    lr, wd = config.learning_rate, config.weight_decay
-    betas = (config.beta1, config.beta2)
-    make = {
-        "sgd": lambda: torch.optim.SGD(parameters, lr=lr, weight_decay=wd),
-        "momentum": lambda: torch.optim.SGD(
-            parameters, lr=lr, momentum=config.momentum, weight_decay=wd
-        ),
-        "nag": lambda: torch.optim.SGD(
-            parameters, lr=lr, momentum=config.momentum, nesterov=True, weight_decay=wd
-        ),
-        "rmsprop": lambda: torch.optim.RMSprop(
-            parameters, lr=lr, alpha=config.beta, eps=config.epsilon, weight_decay=wd
-        ),
-        "adam": lambda: torch.optim.Adam(
-            parameters, lr=lr, betas=betas, eps=config.epsilon, weight_decay=wd
-        ),
-        "nadam": lambda: torch.optim.NAdam(
-            parameters,
-            lr=lr,
-            betas=betas,
-            eps=config.epsilon,
-            weight_decay=wd,
-            momentum_decay=1e9,
-        ),  # fmt: skip
-    }.get(config.optimizer)
-    return None if make is None else make()
-
-
 def versus_torch(ctx: Context, settings: dict[str, Any]) -> dict[str, Any]:
     """Train ``settings`` (without dropout, in float64) with fnn and with PyTorch eager from the
     same initial weights on the same batches; compare the per-update losses and final weights."""
@@ -626,56 +592,47 @@ def versus_torch(ctx: Context, settings: dict[str, Any]) -> dict[str, Any]:
     init_seed, batch_seed, _ = np.random.SeedSequence(config.seed).spawn(3)
     params = init_mlp(sizes, init=config.weight_init, seed=np.random.default_rng(init_seed),
                       dtype="float64")  # fmt: skip
-    layers = []
-    with torch.no_grad():
-        for i in range(len(sizes) - 1):
-            layer = torch.nn.Linear(sizes[i], sizes[i + 1], dtype=torch.float64)
-            layer.weight.copy_(torch.from_numpy(params[f"layer_{i}"]["w"].T.copy()))
-            layer.bias.copy_(torch.from_numpy(params[f"layer_{i}"]["b"].copy()))
-            layers.append(layer)
-    activation = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid,
-                  "identity": torch.nn.Identity}[config.activation]  # fmt: skip
-    modules = []
-    for i, layer in enumerate(layers):
-        modules.append(layer)
-        if i < len(layers) - 1:
-            modules.append(activation())
-    model = torch.nn.Sequential(*modules)
-    theirs = torch_optimizer(torch, config, model.parameters())
+    model = torch_mlp(torch, sizes, config.activation, "float64", params)
+    hparams = config.optimizer_hparams()  # weight_decay included
+    theirs = torch_optimizer(torch, config.optimizer, model.parameters(), **hparams)
     schedule = None
     total = config.epochs * -(-len(splits.y_train) // config.batch_size)
     if config.lr_schedule == "cosine":
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(theirs, T_max=total, eta_min=0)
-    from fnn import optimizers as fnn_optimizers
-    from fnn.train import cosine_decay
-
-    fnn_optimizer = fnn_optimizers.get(config.optimizer, **config.optimizer_hparams())
-    state = fnn_optimizer.init(params)
-    step = train_step(fnn_optimizer, activation=config.activation, loss=config.loss)
+    ours = optimizers.get(config.optimizer, **hparams)
+    state = ours.init(params)
+    step = train_step(ours, activation=config.activation, loss=config.loss)
     rng = np.random.default_rng(batch_seed)
+    multiplier = SCHEDULES[config.lr_schedule]
     our_losses, their_losses = [], []
     started = time.perf_counter()
-    for _ in range(config.epochs):
-        for xb, yb in data.batches(splits.x_train, splits.y_train, config.batch_size, rng):
-            scale = cosine_decay(len(our_losses), total) if schedule is not None else 1.0
-            params, state, value = step(params, state, xb, yb, lr_scale=scale)
-            our_losses.append(value)
-            theirs.zero_grad()
-            logits = model(torch.from_numpy(xb))
-            labels = torch.from_numpy(yb)
-            if config.loss == "cross_entropy":
-                loss = torch.nn.functional.cross_entropy(logits, labels)
-            else:  # fnn's squared error: sum over classes of (softmax - one-hot)^2, batch mean
-                target = torch.nn.functional.one_hot(labels, logits.shape[1]).to(logits.dtype)
-                loss = ((torch.softmax(logits, dim=1) - target) ** 2).sum(dim=1).mean()
-            loss.backward()
-            theirs.step()
-            if schedule is not None:
-                schedule.step()
-            their_losses.append(loss.item())
+    # torch.optim keeps some state (NAdam's mu product) in the default dtype: float64 here.
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        for _ in range(config.epochs):
+            for xb, yb in data.batches(splits.x_train, splits.y_train, config.batch_size, rng):
+                scale = multiplier(len(our_losses), total)
+                params, state, value = step(params, state, xb, yb, lr_scale=scale)
+                our_losses.append(value)
+                theirs.zero_grad()
+                logits = model(torch.from_numpy(xb))
+                labels = torch.from_numpy(yb)
+                if config.loss == "cross_entropy":
+                    loss = torch.nn.functional.cross_entropy(logits, labels)
+                else:  # fnn's squared error: sum over classes of (softmax - one-hot)^2, batch mean
+                    target = torch.nn.functional.one_hot(labels, logits.shape[1]).to(logits.dtype)
+                    loss = ((torch.softmax(logits, dim=1) - target) ** 2).sum(dim=1).mean()
+                loss.backward()
+                theirs.step()
+                if schedule is not None:
+                    schedule.step()
+                their_losses.append(loss.item())
+    finally:
+        torch.set_default_dtype(default_dtype)
     seconds = time.perf_counter() - started
-    ours = np.asarray(our_losses)
-    theirs_arr = np.asarray(their_losses)
+    ours, theirs_arr = np.asarray(our_losses), np.asarray(their_losses)
+    layers = [module for module in model if isinstance(module, torch.nn.Linear)]
     weight_diff = max(
         float(np.abs(params[f"layer_{i}"]["w"] - layer.weight.detach().numpy().T).max())
         for i, layer in enumerate(layers)
@@ -743,7 +700,7 @@ def run(
     started = time.perf_counter()
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("samples", lambda: samples(ctx)),
-        ("optimizers", lambda: optimizers(ctx)),
+        ("optimizers", lambda: compare_optimizers(ctx)),
         ("sweeps", lambda: run_sweeps(ctx)),
         ("final", lambda: final(ctx, results["sweeps"])),
         ("mnist", lambda: mnist(ctx, results["sweeps"])),
@@ -900,7 +857,7 @@ def write_summary(out: Path, results: dict[str, Any]) -> Path:
         lines += [
             "## 2. Optimizers",
             "",
-            f"Every optimizer on the same network ({o['network'].split(',')[0]}, batch 64, "
+            f"Every optimizer on the same network ({o['network']}, batch 64, "
             f"{rows[0]['epochs']} epochs, {o['samples']:,} training samples), each at its usual "
             "learning rate.",
             "",

@@ -89,6 +89,24 @@ class TrainingDiverged(RuntimeError):
     """The training loss became non-finite."""
 
 
+def cosine_decay(step: int, total: int) -> float:
+    """The learning-rate multiplier of update ``step + 1`` of ``total`` under cosine decay to
+    zero, (1 + cos(pi step / total)) / 2 (Loshchilov & Hutter, "SGDR", ICLR 2017, eq. 5
+    without restarts; ``optax.cosine_decay_schedule`` with alpha 0 and
+    ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=total, eta_min=0)`` stepped per update).
+    """
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+
+def constant(step: int, total: int) -> float:
+    """The multiplier of a constant learning rate: 1."""
+    return 1.0
+
+
+# lr_schedule -> the learning-rate multiplier of update ``step + 1`` of ``total``
+SCHEDULES: dict[str, Callable[[int, int], float]] = {"constant": constant, "cosine": cosine_decay}
+
+
 # (field, predicate, accepted range as the user reads it)
 RANGES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("epochs", lambda v: v >= 1, ">= 1"),
@@ -119,7 +137,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "activation": tuple(activations.ACTIVATIONS),
     "dtype": DTYPES,
     "source": ("idx", "tfds"),
-    "lr_schedule": ("constant", "cosine"),
+    "lr_schedule": tuple(SCHEDULES),
 }
 
 
@@ -204,15 +222,6 @@ def load_splits(config: TrainConfig, *, progress: bool = False) -> data.Splits:
         classes=config.classes,
         resize=config.resize,
     )
-
-
-def cosine_decay(step: int, total: int) -> float:
-    """The learning-rate multiplier of update ``step + 1`` of ``total`` under cosine decay to
-    zero, (1 + cos(pi step / total)) / 2 (Loshchilov & Hutter, "SGDR", ICLR 2017, eq. 5
-    without restarts; ``optax.cosine_decay_schedule`` with alpha 0 and
-    ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=total, eta_min=0)`` stepped per update).
-    """
-    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
 
 
 def scale_updates(updates: Params, factor: float) -> Params:
@@ -312,6 +321,7 @@ def fit(
     best_loss, best_params, stale = math.inf, params, 0
     steps_per_epoch = -(-len(splits.y_train) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
+    schedule = SCHEDULES[config.lr_schedule]
     global_step, loss_sum, loss_count = 0, 0.0, 0
     # Overflow on the way to a non-finite loss is reported as TrainingDiverged, not as warnings.
     with _progress(progress) as bar, np.errstate(over="ignore", invalid="ignore"):
@@ -322,11 +332,7 @@ def fit(
             for xb, yb in data.batches(
                 splits.x_train, splits.y_train, config.batch_size, batch_rng
             ):
-                scale = (
-                    cosine_decay(global_step, total_steps)
-                    if config.lr_schedule == "cosine"
-                    else 1.0
-                )
+                scale = schedule(global_step, total_steps)
                 try:
                     params, opt_state, value = step(
                         params, opt_state, xb, yb, dropout_rng, lr_scale=scale
