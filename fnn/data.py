@@ -603,17 +603,33 @@ def stratified_subset(labels: np.ndarray, size: int, seed: int | np.random.Gener
 
 
 def batches(
-    x: np.ndarray, y: np.ndarray, batch_size: int, rng: np.random.Generator
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator,
+    *,
+    buffer: np.ndarray | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """One epoch of ``(x_batch, y_batch)`` in a random order drawn from ``rng``: every sample
-    once, the last batch partial. The batches are views of one shuffled copy."""
+    once, the last batch partial. The batches are views of one shuffled copy of ``x``, written
+    into ``buffer`` (an array like ``x``) when given: a training loop passes the same buffer
+    every epoch, once the previous epoch's batches are no longer needed."""
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if buffer is not None and (buffer.shape != x.shape or buffer.dtype != x.dtype):
+        raise ValueError(
+            f"buffer must have x's shape {x.shape} and dtype {x.dtype}, got {buffer.shape} "
+            f"and {buffer.dtype}"
+        )
     order = rng.permutation(len(x))
-    # One gather per epoch: slicing it is free, unlike a fancy-index gather per batch.
-    xs, ys = x[order], y[order]
+    # One gather per epoch: slicing it is free, unlike a fancy-index gather per batch. Into a
+    # reused buffer it also skips the page faults of a fresh allocation of the whole training
+    # set, which cost from 0.05 s to 0.5 s per epoch (Fashion-MNIST, float32) on one machine.
+    # mode="clip" (order is in range anyway) lets np.take write into ``buffer`` directly.
+    xs = x[order] if buffer is None else np.take(x, order, axis=0, out=buffer, mode="clip")
+    ys = y[order]
     return ((xs[i : i + batch_size], ys[i : i + batch_size]) for i in range(0, len(xs), batch_size))
 
 

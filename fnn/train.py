@@ -310,6 +310,7 @@ def fit(
         optimizer, activation=config.activation, loss=config.loss, dropout=config.dropout
     )
     batch_rng = np.random.default_rng(batch_seed)
+    shuffled = np.empty_like(splits.x_train)  # every epoch's shuffled copy of the training set
     dropout_rng = np.random.default_rng(dropout_seed) if config.dropout else None
 
     history: dict[str, Any] = {
@@ -330,7 +331,7 @@ def fit(
             bar.update(task, description=f"epoch {epoch}/{config.epochs}")
             started = time.perf_counter()
             for xb, yb in data.batches(
-                splits.x_train, splits.y_train, config.batch_size, batch_rng
+                splits.x_train, splits.y_train, config.batch_size, batch_rng, buffer=shuffled
             ):
                 scale = schedule(global_step, total_steps)
                 try:

@@ -528,6 +528,21 @@ def test_batches_validate():
         data.batches(x, y, 0, np.random.default_rng(0))
     with pytest.raises(ValueError, match="same length"):
         data.batches(x, y[:-1], 8, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="buffer must have"):
+        data.batches(x, y, 8, np.random.default_rng(0), buffer=np.zeros((N, 4), np.float32))
+
+
+def test_batches_into_a_buffer_match_batches_into_a_new_copy():
+    x = np.arange(N * 3, dtype=np.float32).reshape(N, 3)
+    y = np.arange(N)
+    buffer = np.full_like(x, -1)
+    fresh = list(data.batches(x, y, 16, np.random.default_rng(5)))
+    reused = list(data.batches(x, y, 16, np.random.default_rng(5), buffer=buffer))
+    for (xa, ya), (xb, yb) in zip(fresh, reused, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+        assert np.shares_memory(xb, buffer)
+    np.testing.assert_array_equal(np.sort(buffer[:, 0]), x[:, 0])  # a permutation of x
 
 
 # --------------------------------------------------------------------------- CIFAR-10
