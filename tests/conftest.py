@@ -40,6 +40,21 @@ def cifar_records(labels: np.ndarray, seed: int) -> tuple[bytes, np.ndarray]:
     return records.tobytes(), images
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path: Path, min_height: int = 200, min_width: int = 300) -> None:
+    """``path`` is a PNG of at least that size with something drawn on it."""
+    import matplotlib.image
+
+    assert path.exists()
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    pixels = matplotlib.image.imread(path)
+    assert pixels.ndim == 3 and pixels.shape[2] in (3, 4)
+    assert pixels.shape[0] >= min_height and pixels.shape[1] >= min_width
+    assert pixels.std() > 0  # something was drawn
+
+
 def write_cifar_archive(path: Path, per_batch: int = 20) -> dict:
     """A ``cifar-10-binary.tar.gz`` in the real layout: five train batches and a test batch of
     ``per_batch`` records each, labels cycling through the ten classes."""

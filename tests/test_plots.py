@@ -1,25 +1,15 @@
-import matplotlib.image
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from conftest import assert_png
 
 from fnn.plots import confusion_figure, first_of_each_class, sample_grid, sample_grid_array
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAMES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]  # fmt: skip
 RNG = np.random.default_rng(0)
-
-
-def assert_png(path, min_height, min_width):
-    assert path.exists()
-    assert path.read_bytes()[:8] == PNG_SIGNATURE
-    pixels = matplotlib.image.imread(path)
-    assert pixels.ndim == 3 and pixels.shape[2] in (3, 4)
-    assert pixels.shape[0] >= min_height and pixels.shape[1] >= min_width
-    assert pixels.std() > 0  # something was drawn
 
 
 def test_confusion_figure_writes_a_png(tmp_path):

@@ -1,9 +1,9 @@
 import math
 
-import matplotlib.image
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from conftest import assert_png
 
 from fnn.plots import (
     MISSING_LABEL,
@@ -16,17 +16,7 @@ from fnn.plots import (
     wants_log_scale,
 )
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PARAMS = ["learning_rate", "batch_size", "optimizer", "activation", "num_layers"]
-
-
-def assert_png(path, min_height=200, min_width=300):
-    assert path.exists()
-    assert path.read_bytes()[:8] == PNG_SIGNATURE
-    pixels = matplotlib.image.imread(path)
-    assert pixels.ndim == 3 and pixels.shape[2] in (3, 4)
-    assert pixels.shape[0] >= min_height and pixels.shape[1] >= min_width
-    assert pixels.std() > 0  # something was drawn
 
 
 def sweep_trials(count=30, seed=0):
