@@ -28,12 +28,20 @@ def identity(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """f(z) = 1 / (1 + exp(-z)), computed as exp(-log(1 + exp(-z))) so that |z| = 1000 does
-    not overflow and tiny tail values (sigma(-30) ~ 9e-14) keep their relative accuracy."""
-    out = np.negative(z, out=out)
-    np.logaddexp(0.0, out, out=out)
-    np.negative(out, out=out)
-    return np.exp(out, out=out)
+    """f(z) = 1 / (1 + exp(-z)), computed as (1 + tanh(z / 2)) / 2: one transcendental pass
+    (the identity sigma(z) = (1 + tanh(z/2)) / 2 follows from tanh(u) = 2 sigma(2u) - 1), finite
+    for every finite z (tanh saturates at +-1, so |z| = 1000 gives exactly 0 or 1).
+
+    Accuracy: the absolute error is at most about one unit in the last place of 1 (1.1e-16 in
+    float64, 6e-8 in float32), as for 1 - tanh; the relative error of tiny outputs in the
+    negative tail grows as they shrink (sigma(-30) = 9.4e-14 has ~1e-3 relative error in
+    float64, and float32 rounds sigma(z) to 0 below z of about -17). Backprop uses h (1 - h),
+    which is as accurate."""
+    out = np.multiply(z, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1
+    out *= 0.5
+    return out
 
 
 def tanh(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

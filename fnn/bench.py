@@ -1,5 +1,7 @@
 """Batch-size timing: how fast one epoch of training runs at each batch size, how close that is
-to the machine's matmul roofline, and (optionally) the same workload in PyTorch's eager loop."""
+to the machine's matmul roofline and to the epoch's matrix products alone (the floor of any
+NumPy implementation), and (optionally) the same workload in PyTorch's eager loop and as a
+jitted JAX + optax step, timed in the same process, interleaved."""
 
 from __future__ import annotations
 
@@ -39,10 +41,42 @@ def matmul_roofline(dtype: str = "float32", n: int = 2048, repeats: int = 3) -> 
     return 2 * n**3 / best / 1e9
 
 
+def _row(batch_size, times, peer_times, samples, flops, roofline) -> dict[str, Any]:
+    """One batch size's figures: fnn's median epoch, its spread and rates, and per peer its
+    median epoch and fnn's ratio to it (``ratio_to_gemm`` is fnn over the GEMM floor)."""
+    epoch = float(np.median(times))
+    row = {
+        "batch_size": batch_size,
+        "epoch_seconds": epoch,
+        "epoch_min": min(times),
+        "epoch_max": max(times),
+        "steps_per_second": -(-samples // batch_size) / epoch,
+        "samples_per_second": samples / epoch,
+        "gflops": flops * samples / epoch / 1e9,
+        "roofline_fraction": flops * samples / epoch / 1e9 / roofline,
+    }
+    for name, seconds in peer_times.items():
+        row[f"{name}_epoch_seconds"] = float(np.median(seconds))
+        row[f"ratio_to_{name}"] = epoch / row[f"{name}_epoch_seconds"]
+    return row
+
+
 def _seconds(work: Callable[[], Any]) -> float:
     started = time.perf_counter()
     work()
     return time.perf_counter() - started
+
+
+def cpu_name() -> str:
+    """The processor's model name (from /proc/cpuinfo on Linux), else the machine type."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine() or "unknown"
 
 
 def blas_threads() -> str:
@@ -169,6 +203,88 @@ def torch_epoch(
     return run
 
 
+def gemm_epoch(sizes, *, dtype: str) -> Callable[[np.ndarray, np.ndarray, int], None]:
+    """An epoch of the training step's matrix products alone, through NumPy, on the same
+    batches: per step the forward products, the weight gradients and the hidden-input
+    gradients (11 products for W), without activations, loss or optimizer."""
+
+    def run(x: np.ndarray, y: np.ndarray, batch_size: int) -> None:
+        params = fnn.init_mlp(sizes, seed=0, dtype=dtype)
+        weights = [params[f"layer_{i}"]["w"] for i in range(len(sizes) - 1)]
+        for start in range(0, len(x), batch_size):
+            h = x[start : start + batch_size]
+            inputs = [h]
+            for w in weights:
+                h = h @ w
+                inputs.append(h)
+            delta = h
+            for i in range(len(weights) - 1, -1, -1):
+                inputs[i].T @ delta
+                if i:
+                    delta = delta @ weights[i].T
+
+    return run
+
+
+JAX_INSTALL = 'pip install "jax[cpu]" optax'
+
+
+def jax_epoch(
+    sizes, *, activation: str, optimizer: str, learning_rate: float, dtype: str
+) -> Callable[[np.ndarray, np.ndarray, int], None] | None:
+    """The same epoch as a jitted JAX + optax step (``jax.jit`` of value_and_grad, the optax
+    update and ``optax.apply_updates``, no donation), or None when JAX, optax or an equivalent
+    optimizer (Eve has none) is missing. Starts from fnn's initial parameters."""
+    try:
+        import jax
+        import jax.numpy as jnp
+        import optax
+    except ImportError:
+        return None
+    hp = {field.name: field.default for field in dataclasses.fields(fnn.train.TrainConfig)}
+    transforms = {
+        "sgd": lambda: optax.sgd(learning_rate),
+        "momentum": lambda: optax.sgd(learning_rate, momentum=hp["momentum"]),
+        "nag": lambda: optax.sgd(learning_rate, momentum=hp["momentum"], nesterov=True),
+        "rmsprop": lambda: optax.rmsprop(learning_rate, decay=hp["beta"], eps=hp["epsilon"]),
+        "adam": lambda: optax.adam(learning_rate, hp["beta1"], hp["beta2"], hp["epsilon"]),
+        "nadam": lambda: optax.nadam(learning_rate, hp["beta1"], hp["beta2"], hp["epsilon"]),
+    }
+    functions = {"identity": lambda z: z, "sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh,
+                 "relu": jax.nn.relu}  # fmt: skip
+    if optimizer not in transforms or activation not in functions:
+        return None
+    act, opt = functions[activation], transforms[optimizer]()
+
+    def loss_fn(params, xb, yb):
+        h = xb
+        for w, b in params[:-1]:
+            h = act(h @ w + b)
+        w, b = params[-1]
+        return optax.softmax_cross_entropy_with_integer_labels(h @ w + b, yb).mean()
+
+    @jax.jit
+    def step(params, state, xb, yb):
+        value, grads = jax.value_and_grad(loss_fn)(params, xb, yb)
+        updates, state = opt.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, value
+
+    def run(x: np.ndarray, y: np.ndarray, batch_size: int) -> None:
+        start = fnn.init_mlp(sizes, seed=0, dtype=dtype)
+        params = [
+            (jnp.asarray(start[f"layer_{i}"]["w"]), jnp.asarray(start[f"layer_{i}"]["b"]))
+            for i in range(len(sizes) - 1)
+        ]
+        state = opt.init(params)
+        labels = y.astype(np.int32)
+        for first in range(0, len(x), batch_size):
+            batch = slice(first, first + batch_size)
+            params, state, _ = step(params, state, x[batch], labels[batch])
+        jax.block_until_ready(params)
+
+    return run
+
+
 def run(
     sizes: Sequence[int] = (784, 128, 128, 128, 10),
     *,
@@ -180,52 +296,46 @@ def run(
     samples: int = 60_000,
     repeats: int = 3,
     vs_torch: bool = False,
+    vs_jax: bool = False,
+    floor: bool = True,
     dataset: str | None = "fashion_mnist",
     data_dir=None,
     on_row: Callable[[dict], None] | None = None,
 ) -> dict[str, Any]:
     """Time one epoch of ``samples`` per batch size (median of ``repeats`` after a warm-up;
-    fnn and torch interleaved), and return rows and machine facts as a JSON-ready dict."""
+    fnn, the GEMM floor (with ``floor``), torch and JAX interleaved), and return rows and
+    machine facts as a JSON-ready dict."""
     sizes = list(sizes)
     x, y, source = workload(dataset, samples, sizes[0], sizes[-1], dtype, data_dir)
     hparams = dict(
         activation=activation, optimizer=optimizer, learning_rate=learning_rate, dtype=dtype
     )
     ours = fnn_epoch(sizes, **hparams)
-    theirs = torch_epoch(sizes, **hparams) if vs_torch else None
+    peers = {
+        "gemm": gemm_epoch(sizes, dtype=dtype) if floor else None,
+        "torch": torch_epoch(sizes, **hparams) if vs_torch else None,
+        "jax": jax_epoch(sizes, **hparams) if vs_jax else None,
+    }
+    peers = {name: epoch for name, epoch in peers.items() if epoch is not None}
     roofline = matmul_roofline(dtype)
     flops = flops_per_sample(sizes)
     rows = []
     for batch_size in batch_sizes:
-        warm = min(len(x), 20 * batch_size)
-        ours(x[:warm], y[:warm], batch_size)
-        if theirs is not None:
-            theirs(x[:warm], y[:warm], batch_size)
-        times, torch_times = [], []
+        warm = min(len(x), 20 * batch_size + len(x) % batch_size)  # the last, short batch too
+        for epoch_of in (ours, *peers.values()):
+            epoch_of(x[:warm], y[:warm], batch_size)
+        times: list[float] = []
+        peer_times: dict[str, list[float]] = {name: [] for name in peers}
         for _ in range(repeats):
             times.append(_seconds(lambda b=batch_size: ours(x, y, b)))
-            if theirs is not None:
+            for name, epoch_of in peers.items():
                 time.sleep(PAUSE)
-                torch_times.append(_seconds(lambda b=batch_size: theirs(x, y, b)))
+                peer_times[name].append(_seconds(lambda b=batch_size, e=epoch_of: e(x, y, b)))
+            if peers:
                 time.sleep(PAUSE)
-        epoch = float(np.median(times))
-        steps = -(-len(x) // batch_size)
-        row = {
-            "batch_size": batch_size,
-            "epoch_seconds": epoch,
-            "epoch_min": min(times),
-            "epoch_max": max(times),
-            "steps_per_second": steps / epoch,
-            "samples_per_second": len(x) / epoch,
-            "gflops": flops * len(x) / epoch / 1e9,
-            "roofline_fraction": flops * len(x) / epoch / 1e9 / roofline,
-        }
-        if torch_times:
-            row["torch_epoch_seconds"] = float(np.median(torch_times))
-            row["ratio_to_torch"] = epoch / row["torch_epoch_seconds"]
-        rows.append(row)
+        rows.append(_row(batch_size, times, peer_times, len(x), flops, roofline))
         if on_row is not None:
-            on_row(row)
+            on_row(rows[-1])
     return {
         "sizes": sizes,
         **hparams,
@@ -235,7 +345,8 @@ def run(
         "flops_per_sample": flops,
         "roofline_gflops": roofline,
         "blas": blas_threads(),
-        "machine": f"{platform.machine()}, {platform.python_version()}, numpy {np.__version__}",
-        "torch": theirs is not None,
+        "machine": f"{cpu_name()}, {platform.python_version()}, numpy {np.__version__}",
+        "torch": "torch" in peers,
+        "jax": "jax" in peers,
         "rows": rows,
     }

@@ -614,7 +614,12 @@ def bench(
     samples: Annotated[int, typer.Option("--samples", help="Samples per epoch.")] = 60_000,
     repeats: Annotated[int, typer.Option("--repeats", help="Timed epochs per batch size.")] = 3,
     vs: Annotated[
-        str | None, typer.Option("--vs", help="torch: time PyTorch's eager loop too.")
+        str | None,
+        typer.Option(
+            "--vs",
+            help="Peers to time in the same run: torch (PyTorch's eager loop), jax (a jitted "
+            "JAX + optax step), or torch,jax.",
+        ),
     ] = None,
     dataset: Annotated[
         str,
@@ -628,6 +633,7 @@ def bench(
     from fnn import bench as benchmark
 
     dtype = dtype.lower()
+    peers = [] if vs is None else [p.strip().lower() for p in vs.split(",") if p.strip()]
     try:
         batches = [int(b) for b in batch_sizes.split(",") if b.strip()]
     except ValueError:
@@ -636,7 +642,8 @@ def bench(
         (batches and min(batches) >= 1, "--batch_sizes must be >= 1"),
         (samples >= 1, "--samples must be >= 1"),
         (repeats >= 1, "--repeats must be >= 1"),
-        (vs in (None, "torch"), "--vs must be torch"),
+        (set(peers) <= {"torch", "jax"} and (vs is None or peers),
+         "--vs must be torch, jax or torch,jax"),
         (dtype in ("float32", "float64"), "--dtype must be float32 or float64"),
         (dataset.lower() in (*data.DATASETS, "synthetic", "none"),
          f"--dataset must be one of {', '.join(data.DATASETS)}, synthetic"),
@@ -650,13 +657,15 @@ def bench(
             raise UsageFailure(message)
     table = Table(
         title=f"fnn bench: MLP {sizes}, {activation}, {optimizer}, {dtype}",
-        caption="s/epoch: median; roof: share of the matmul roofline; ratio: fnn / torch",
+        caption="s/epoch: median; roof: share of the matmul roofline; gemm s: the epoch's "
+        "matrix products alone; x gemm, x torch, x jax: fnn's epoch over theirs",
     )
-    for column in ("batch", "s/epoch", "min-max", "steps/s", "samples/s", "GFLOP/s", "roof"):
+    columns = ["batch", "s/epoch", "min-max", "steps/s", "samples/s", "GFLOP/s", "roof",
+               "gemm s", "x gemm"]  # fmt: skip
+    for peer in peers:
+        columns += [f"{peer} s", f"x {peer}"]
+    for column in columns:
         table.add_column(column, justify="right")
-    if vs == "torch":
-        table.add_column("torch s", justify="right")
-        table.add_column("ratio", justify="right")
 
     def add_row(row: dict) -> None:
         cells = [
@@ -668,10 +677,11 @@ def bench(
             f"{row['gflops']:.1f}",
             f"{row['roofline_fraction']:.0%}",
         ]
-        if "torch_epoch_seconds" in row:
-            cells += [f"{row['torch_epoch_seconds']:.3f}", f"{row['ratio_to_torch']:.2f}"]
-        elif vs == "torch":
-            cells += ["-", "-"]
+        for peer in ("gemm", *peers):
+            if f"{peer}_epoch_seconds" in row:
+                cells += [f"{row[f'{peer}_epoch_seconds']:.3f}", f"{row[f'ratio_to_{peer}']:.2f}"]
+            else:
+                cells += ["-", "-"]
         table.add_row(*cells)
 
     with console.status("timing...", spinner="dots") if not as_json else _nothing():
@@ -683,7 +693,8 @@ def bench(
             dtype=dtype,
             samples=samples,
             repeats=repeats,
-            vs_torch=vs == "torch",
+            vs_torch="torch" in peers,
+            vs_jax="jax" in peers,
             dataset=dataset.lower() if dataset.lower() in data.DATASETS else None,
             data_dir=data_dir,
             on_row=None if as_json else add_row,
@@ -701,8 +712,19 @@ def bench(
         f"{result['flops_per_sample'] / 1e6:.2f} MFLOP per sample; matmul roofline "
         f"{result['roofline_gflops']:.0f} GFLOP/s; BLAS: {result['blas']}; {result['machine']}"
     )
-    if vs == "torch" and not result["torch"]:
-        console.print("torch is not installed (or lacks this optimizer): no comparison")
+    if "torch" in peers and not result["torch"]:
+        console.print(
+            "torch: not installed (pip install torch) or no equivalent of this optimizer; "
+            "no comparison",
+            soft_wrap=True,
+        )
+    if "jax" in peers and not result["jax"]:
+        console.print(
+            f"jax: not installed ({benchmark.JAX_INSTALL}) or no equivalent of this optimizer; "
+            "no comparison",
+            soft_wrap=True,
+            markup=False,
+        )
     if plot is not None:
         console.print(f"figure: {plot}")
 

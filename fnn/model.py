@@ -6,39 +6,42 @@ order; hidden layers compute ``h = act(h @ w + b)``, the last layer is linear (l
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import numpy as np
 from einops import rearrange
 
 from fnn import activations, init, losses
-from fnn.tree import Layout, Params, _backing, tree_leaves
-
-_CHECKED: set[Layout] = set()  # MLP layouts made here: trees of their views need no checks
+from fnn.tree import Layout, Params, view_tree
 
 
-@functools.lru_cache(maxsize=64)
-def _layout(shapes: tuple[tuple[int, int], ...], dtype: str) -> Layout:
-    """The flat layout of an MLP's params (and grads) with weight ``shapes``, cached."""
-    template = {
-        f"layer_{i}": {"w": np.empty(shape, dtype), "b": np.empty(shape[1], dtype)}
-        for i, shape in enumerate(shapes)
-    }
-    layout = Layout(template)
-    _CHECKED.add(layout)
-    return layout
+def _mlp_layout(shapes: tuple[tuple[int, int], ...], dtype: np.dtype) -> Layout:
+    """The flat layout of an MLP's params (and grads) with weight ``shapes``."""
+    return Layout(
+        {
+            f"layer_{i}": {"w": np.empty(shape, dtype), "b": np.empty(shape[1], dtype)}
+            for i, shape in enumerate(shapes)
+        }
+    )
 
 
-@functools.lru_cache(maxsize=16)
-def _ones(batch: int, dtype: str) -> np.ndarray:
-    ones = np.ones(batch, dtype)
-    ones.flags.writeable = False
-    return ones
-
-
-def _layout_of(mlp_layers: list[dict[str, np.ndarray]]) -> Layout:
-    return _layout(tuple(layer["w"].shape for layer in mlp_layers), mlp_layers[0]["w"].dtype.str)
+def _is_mlp(layout: Layout) -> bool:
+    """Whether ``layout`` is an MLP's: ``layer_0..layer_{n-1}``, each ``{"b", "w"}``, with
+    matching widths. Decided once per layout and remembered on it."""
+    known = layout.__dict__.get("_is_mlp")
+    if known is None:
+        n = len(layout.paths) // 2
+        expected = tuple(p for i in range(n) for p in (f"layer_{i}/b", f"layer_{i}/w"))
+        shapes = layout.shapes
+        known = (
+            n > 0
+            and layout.paths == expected
+            and all(len(shapes[2 * i + 1]) == 2 for i in range(n))
+            and all(shapes[2 * i] == (shapes[2 * i + 1][1],) for i in range(n))
+            and all(shapes[2 * i - 1][1] == shapes[2 * i + 1][0] for i in range(1, n))
+        )
+        layout.__dict__["_is_mlp"] = known
+    return known
 
 
 def init_mlp(
@@ -65,7 +68,7 @@ def init_mlp(
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     shapes = tuple(zip(sizes[:-1], sizes[1:], strict=True))
-    params = _layout(shapes, dtype.str).unpack(np.zeros(sum(i * o + o for i, o in shapes), dtype))
+    params = _mlp_layout(shapes, dtype).zeros()
     for i, (fan_in, fan_out) in enumerate(shapes):  # layers draw from rng in forward order
         params[f"layer_{i}"]["w"][...] = initialiser(rng, fan_in, fan_out, dtype)
     return params
@@ -76,10 +79,17 @@ _init_module = init  # the keyword argument ``init`` shadows the module inside i
 
 def layers(params: Params) -> list[dict[str, np.ndarray]]:
     """The layers of ``params`` in forward order; ``ValueError`` if the layout is wrong."""
-    if isinstance(params, dict) and params:
-        found = _backing(tree_leaves(params))
-        if found is not None and found[1] in _CHECKED:  # made by init_mlp, grads or an update
-            return [params[f"layer_{i}"] for i in range(len(params))]
+    return [{"w": w, "b": b} for w, b in _weights(params)[1]]
+
+
+def _weights(params: Params) -> tuple[Layout | None, list[tuple[np.ndarray, np.ndarray]]]:
+    """``(layout, [(w, b), ...])`` in forward order. For a view tree of an MLP layout (what
+    ``init_mlp``, ``apply_updates`` and the optimizers return) the checks were made when the
+    layout was first seen; anything else is checked in full (and has no layout)."""
+    found = view_tree(params, "params")
+    if found is not None and _is_mlp(found[0]):
+        leaves = found[1]
+        return found[0], list(zip(leaves[1::2], leaves[0::2], strict=True))
     if not isinstance(params, dict) or not params:
         raise ValueError(
             "params must be a non-empty dict {'layer_0': {'w': ..., 'b': ...}, ...} "
@@ -106,20 +116,20 @@ def layers(params: Params) -> list[dict[str, np.ndarray]]:
             raise ValueError(
                 f"layer_{i - 1} outputs {fan_out} features but layer_{i} expects {fan_in}"
             )
-    return mlp_layers
+    return None, [(layer["w"], layer["b"]) for layer in mlp_layers]
 
 
-def _inputs(mlp_layers: list[dict[str, np.ndarray]], x: np.ndarray) -> np.ndarray:
+def _inputs(weights: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
     """``x`` as a ``(batch, features)`` matrix in the parameters' dtype."""
     x = np.asarray(x)
     flat = rearrange(x, "b ... -> b (...)") if x.ndim > 2 else x
-    weights = mlp_layers[0]["w"]
-    if flat.ndim != 2 or flat.shape[1] != weights.shape[0]:
+    w = weights[0][0]
+    if flat.ndim != 2 or flat.shape[1] != w.shape[0]:
         raise ValueError(
             f"x of shape {x.shape} does not fit the first layer's weights of shape "
-            f"{weights.shape}: expected (batch, {weights.shape[0]})"
+            f"{w.shape}: expected (batch, {w.shape[0]})"
         )
-    return flat.astype(weights.dtype, copy=False)
+    return flat.astype(w.dtype, copy=False)
 
 
 def _targets(y: np.ndarray, batch: int, num_classes: int, dtype) -> np.ndarray:
@@ -152,16 +162,18 @@ def _targets(y: np.ndarray, batch: int, num_classes: int, dtype) -> np.ndarray:
 
 def forward(params: Params, x: np.ndarray, *, activation: str = "tanh") -> np.ndarray:
     """Logits ``(batch, n_out)`` for inputs ``x`` of shape ``(batch, n_in)`` or
-    ``(batch, 28, 28)`` (flattened); no softmax (see ``fnn.softmax``)."""
-    mlp_layers = layers(params)
+    ``(batch, 28, 28)`` (flattened); no softmax (see ``fnn.softmax``). Pure: ``params`` and
+    ``x`` are only read."""
+    weights = _weights(params)[1]
     act = activations.get(activation)
-    h = _inputs(mlp_layers, x)
-    for layer in mlp_layers[:-1]:
-        z = h @ layer["w"]
-        z += layer["b"]
+    h = _inputs(weights, x)
+    for w, b in weights[:-1]:
+        z = h @ w
+        z += b
         h = act.forward(z, out=z)
-    logits = h @ mlp_layers[-1]["w"]
-    logits += mlp_layers[-1]["b"]
+    w, b = weights[-1]
+    logits = h @ w
+    logits += b
     return logits
 
 
@@ -185,21 +197,24 @@ def grads(
     ``dropout = p > 0`` applies inverted dropout (Srivastava et al. 2014) to every hidden
     layer's output: ``h <- h * mask / (1 - p)`` with ``mask ~ Bernoulli(1 - p)`` drawn from
     ``rng``; the same mask scales the backward pass. Evaluation (``forward``) never drops.
+
+    Pure: the arguments are only read (``rng`` advances, as any generator that is drawn
+    from), and the gradients are a new tree of views of one flat buffer.
     """
-    mlp_layers = layers(params)
+    layout, weights = _weights(params)
     act = activations.get(activation)
     loss_fn = losses.get(loss)
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     if dropout and rng is None:
         raise ValueError("dropout needs a random generator: grads(..., dropout=p, rng=rng)")
-    h = _inputs(mlp_layers, x)
-    targets = _targets(y, h.shape[0], mlp_layers[-1]["w"].shape[1], h.dtype)
+    h = _inputs(weights, x)
+    targets = _targets(y, h.shape[0], weights[-1][0].shape[1], h.dtype)
 
     inputs, activated, masks = [h], [], []
-    for layer in mlp_layers[:-1]:
-        z = h @ layer["w"]
-        z += layer["b"]
+    for w, b in weights[:-1]:
+        z = h @ w
+        z += b
         h = act.forward(z, out=z)
         activated.append(h)
         if dropout:
@@ -207,20 +222,22 @@ def grads(
             masks.append(keep / h.dtype.type(1 - dropout))
             h = h * masks[-1]
         inputs.append(h)
-    logits = h @ mlp_layers[-1]["w"]
-    logits += mlp_layers[-1]["b"]
+    w, b = weights[-1]
+    logits = h @ w
+    logits += b
     value, delta = loss_fn(logits, targets)
 
-    # Gradients are written into one flat buffer (views per leaf), which optimizers take whole.
-    ones = _ones(len(targets), h.dtype.str)
-    grad_layout = _layout_of(mlp_layers)
-    gradients = grad_layout.unpack(np.empty(grad_layout.size, grad_layout.dtype))
-    for i in range(len(mlp_layers) - 1, -1, -1):
-        grad = gradients[f"layer_{i}"]
-        np.matmul(inputs[i].T, delta, out=grad["w"])
-        np.matmul(ones, delta, out=grad["b"])  # sum over the batch, as a BLAS call
+    # The gradients go into one new flat buffer (a view per leaf), which optimizers take whole.
+    if layout is None:
+        layout = _mlp_layout(tuple(w.shape for w, _ in weights), np.dtype(h.dtype))
+    flat = layout.empty()
+    gradients, views = layout.unpack_views(flat)
+    ones = np.ones(len(targets), h.dtype)
+    for i in range(len(weights) - 1, -1, -1):
+        np.matmul(inputs[i].T, delta, out=views[2 * i + 1])
+        np.matmul(ones, delta, out=views[2 * i])  # the sum over the batch, as a BLAS call
         if i > 0:
-            delta = delta @ mlp_layers[i]["w"].T
+            delta = delta @ weights[i][0].T
             if dropout:
                 delta *= masks[i - 1]
             delta = act.backward(delta, activated[i - 1])

@@ -6,6 +6,13 @@
 
 Updates are already signed (``params + updates`` descends). ``weight_decay`` is coupled L2, as
 in ``torch.optim``: ``g <- g + weight_decay * params`` before the rule, on every parameter.
+
+Each rule below is written once, on plain flat arrays, and lifted to pytrees by ``_lift``: the
+grads, the params and every param-shaped field of the state become one flat array each (no copy
+for the trees fnn makes), so each equation is one NumPy call over all parameters. ``update`` is
+pure: it never writes its arguments, a state stays valid after it has been used, and the same
+arguments always give bit-identical results. ``update(..., donate=True)`` is the explicit
+opt-in to reuse the given state's (and grads') memory for the result, as JAX donates buffers.
 Adding an optimizer is one factory below plus one line in ``OPTIMIZERS``.
 """
 
@@ -25,7 +32,7 @@ from fnn.tree import Layout, Params, flatten, layout_of
 
 class Optimizer(NamedTuple):
     """``init(params) -> state`` and
-    ``update(grads, state, params, *, loss=None) -> (updates, state)``."""
+    ``update(grads, state, params=None, *, loss=None, donate=False) -> (updates, state)``."""
 
     init: Callable[[Params], Any]
     update: Callable[..., tuple[Params, Any]]
@@ -35,8 +42,10 @@ class LossError(ValueError):
     """An optimizer that needs the loss (Eve) got none, or one it cannot use."""
 
 
-class EmptyState(NamedTuple):
-    """State of a stateless optimizer."""
+class SGDState(NamedTuple):
+    """State of plain SGD: nothing but the params' layout, to check grads against."""
+
+    layout: Layout
 
 
 class MomentumState(NamedTuple):
@@ -74,49 +83,85 @@ def _check(name: str, value: float, low: float, high: float = math.inf, *, close
     return value
 
 
-# Each update below works on flat buffers: ``Layout.pack`` gives the one contiguous array
-# behind a pytree (no copy for trees made by fnn), so every equation is a single NumPy call over
-# all parameters, and ``Layout.unpack`` hands the results back as pytrees of views. The caller's
-# grads and params are never written and the updates are always new arrays; the moment buffers
-# of the state are the optimizer's own and are updated in place (as torch.optim does), so a
-# state passed to ``update`` must not be used again: continue from the state it returns.
+# A rule is ``rule(g, state, new, loss) -> (updates, state)`` on flat arrays: ``g`` is the
+# gradient (weight decay included), ``state`` the optimizer's state with each param-shaped field
+# as a flat array, and ``new(field=None)`` gives the array to write a result into: a fresh one,
+# or with ``donate=True`` the old array of that state field (so a rule reads an input before it
+# writes the output that may share its memory). Inputs are never written.
+Rule = Callable[[np.ndarray, Any, Callable[..., np.ndarray], Any], tuple[np.ndarray, Any]]
 
 
-def _gradient(
-    grads: Params, params: Params | None, weight_decay: float
-) -> tuple[Layout, np.ndarray]:
-    """The layout and flat ``grads + weight_decay * params`` (coupled L2, as torch.optim).
-    Without weight decay the flat gradient is the caller's buffer: read it, never write it."""
-    flat, layout = flatten(grads)
-    if weight_decay == 0:
-        return layout, flat
-    if params is None:
-        raise ValueError("weight_decay needs the params: call update(grads, state, params)")
-    return layout, flat + weight_decay * layout.pack(params)
+def _lift(
+    state_type: type, moments: tuple[str, ...], init_state: Callable[[Layout], Any], rule: Rule,
+    weight_decay: float,
+) -> Optimizer:  # fmt: skip
+    """The pytree ``Optimizer`` of ``rule``: ``init_state(layout)`` makes the state (its fields
+    named in ``moments`` are param-shaped trees); ``update`` checks that grads (and params)
+    have the state's structure and shapes, naming the first difference, then runs ``rule``."""
+
+    def init(params):
+        return init_state(layout_of(params, "params"))
+
+    def update(grads, state, params=None, *, loss=None, donate=False):
+        if not isinstance(state, state_type):
+            raise ValueError(
+                f"state must be the {state_type.__name__} that this optimizer's init returned, "
+                f"got {type(state).__name__}"
+            )
+        old = {}
+        if moments:
+            old[moments[0]], layout = flatten(getattr(state, moments[0]), f"state.{moments[0]}")
+        else:
+            layout = state.layout
+            if not isinstance(layout, Layout):
+                raise ValueError(f"state.layout must be a Layout, got {type(layout).__name__}")
+        g = layout.flat(grads, "grads", "the optimizer state")
+        if params is not None or weight_decay:
+            if params is None:
+                raise ValueError("weight_decay needs the params: call update(grads, state, params)")
+            p = layout.flat(params, "params", "the optimizer state")
+            if weight_decay:
+                decayed = layout.empty()
+                np.multiply(p, weight_decay, out=decayed)
+                decayed += g
+                g = decayed
+        for name in moments[1:]:
+            old[name] = layout.flat(getattr(state, name), f"state.{name}", f"state.{moments[0]}")
+
+        def new(name: str | None = None) -> np.ndarray:
+            return old[name] if donate and name is not None else layout.empty()
+
+        updates, new_state = rule(g, state._replace(**old), new, loss)
+        trees = {name: layout.unpack(getattr(new_state, name)) for name in moments}
+        return layout.unpack(updates), new_state._replace(**trees)
+
+    return Optimizer(init, update)
 
 
-def _scaled(layout: Layout, flat: np.ndarray, scale: float) -> Params:
-    return layout.unpack(np.multiply(flat, scale))
-
-
-def _lerp_(old: np.ndarray, target: np.ndarray, weight: float, scratch: np.ndarray) -> np.ndarray:
-    """old <- old + weight (target - old) = (1 - weight) old + weight target, in place."""
-    np.subtract(target, old, out=scratch)
-    scratch *= weight
-    old += scratch
-    return old
-
-
-def _adam_step(
-    first: np.ndarray, second: np.ndarray, step: float, root_scale: float, eps: float
+def _adam_direction(
+    first: np.ndarray, second: np.ndarray, step: float, epsilon: float, out: np.ndarray
 ) -> np.ndarray:
-    """-step * first / (root_scale * sqrt(second) + eps), computed as
-    -(step / root_scale) * first / (sqrt(second) + eps / root_scale) in four passes."""
-    out = np.sqrt(second)
-    out += eps / root_scale
+    """out = -step * first / (sqrt(second) + epsilon), in four passes."""
+    np.sqrt(second, out=out)
+    out += epsilon
     np.divide(first, out, out=out)
-    out *= -step / root_scale
+    out *= -step
     return out
+
+
+def _moments(g, state, new, beta1: float, beta2: float) -> tuple[np.ndarray, ...]:
+    """m_t = beta1 m_{t-1} + (1 - beta1) g_t;  v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+    (Kingma & Ba 2015, Algorithm 1), and a fresh scratch array."""
+    scratch = new()
+    first, second = new("first_moment"), new("second_moment")
+    np.multiply(g, 1 - beta1, out=scratch)
+    np.multiply(state.first_moment, beta1, out=first)
+    first += scratch
+    np.multiply(g, g, out=scratch)
+    scratch *= 1 - beta2
+    np.multiply(state.second_moment, beta2, out=second)
+    second += scratch
+    return first, second, scratch
 
 
 def sgd(learning_rate: float, weight_decay: float = 0.0) -> Optimizer:
@@ -124,14 +169,15 @@ def sgd(learning_rate: float, weight_decay: float = 0.0) -> Optimizer:
     learning_rate = _check("learning_rate", learning_rate, 0, closed_low=False)
     weight_decay = _check("weight_decay", weight_decay, 0)
 
-    def init(params):
-        return EmptyState()
+    def rule(g, state, new, loss):
+        return np.multiply(g, -learning_rate, out=new()), state
 
-    def update(grads, state, params=None, *, loss=None):
-        layout, g = _gradient(grads, params, weight_decay)
-        return _scaled(layout, g, -learning_rate), state
+    return _lift(SGDState, (), SGDState, rule, weight_decay)
 
-    return Optimizer(init, update)
+
+def _zeros(state_type: type, *moments: str, **scalars) -> Callable[[Layout], Any]:
+    """An ``init_state``: ``state_type`` with zero trees for ``moments`` and the ``scalars``."""
+    return lambda layout: state_type(**scalars, **{name: layout.zeros() for name in moments})
 
 
 def momentum(learning_rate: float, momentum: float = 0.9, weight_decay: float = 0.0) -> Optimizer:
@@ -143,17 +189,14 @@ def momentum(learning_rate: float, momentum: float = 0.9, weight_decay: float = 
     momentum = _check("momentum", momentum, 0, 1)
     weight_decay = _check("weight_decay", weight_decay, 0)
 
-    def init(params):
-        return MomentumState(layout_of(params).zeros())
-
-    def update(grads, state, params=None, *, loss=None):
-        layout, g = _gradient(grads, params, weight_decay)
-        velocity = layout.pack(state.velocity)
-        velocity *= momentum
+    def rule(g, state, new, loss):
+        velocity = np.multiply(state.velocity, momentum, out=new("velocity"))
         velocity += g
-        return _scaled(layout, velocity, -learning_rate), MomentumState(layout.unpack(velocity))
+        return np.multiply(velocity, -learning_rate, out=new()), MomentumState(velocity)
 
-    return Optimizer(init, update)
+    return _lift(
+        MomentumState, ("velocity",), _zeros(MomentumState, "velocity"), rule, weight_decay
+    )
 
 
 def nag(learning_rate: float, momentum: float = 0.9, weight_decay: float = 0.0) -> Optimizer:
@@ -166,20 +209,17 @@ def nag(learning_rate: float, momentum: float = 0.9, weight_decay: float = 0.0) 
     momentum = _check("momentum", momentum, 0, 1)
     weight_decay = _check("weight_decay", weight_decay, 0)
 
-    def init(params):
-        return MomentumState(layout_of(params).zeros())
-
-    def update(grads, state, params=None, *, loss=None):
-        layout, g = _gradient(grads, params, weight_decay)
-        velocity = layout.pack(state.velocity)
-        velocity *= momentum
+    def rule(g, state, new, loss):
+        velocity = np.multiply(state.velocity, momentum, out=new("velocity"))
         velocity += g
-        step = np.multiply(velocity, momentum)
+        step = np.multiply(velocity, momentum, out=new())
         step += g
         step *= -learning_rate
-        return layout.unpack(step), MomentumState(layout.unpack(velocity))
+        return step, MomentumState(velocity)
 
-    return Optimizer(init, update)
+    return _lift(
+        MomentumState, ("velocity",), _zeros(MomentumState, "velocity"), rule, weight_decay
+    )
 
 
 def rmsprop(
@@ -195,27 +235,15 @@ def rmsprop(
     epsilon = _check("epsilon", epsilon, 0, closed_low=False)
     weight_decay = _check("weight_decay", weight_decay, 0)
 
-    def init(params):
-        return RMSpropState(layout_of(params).zeros())
+    def rule(g, state, new, loss):
+        scratch = np.multiply(g, g, out=new())
+        scratch *= 1 - beta
+        second = np.multiply(state.second_moment, beta, out=new("second_moment"))
+        second += scratch
+        return _adam_direction(g, second, learning_rate, epsilon, scratch), RMSpropState(second)
 
-    def update(grads, state, params=None, *, loss=None):
-        layout, g = _gradient(grads, params, weight_decay)
-        scratch = np.multiply(g, g)
-        second = _lerp_(layout.pack(state.second_moment), scratch, 1 - beta, scratch)
-        updates = _adam_step(g, second, learning_rate, 1.0, epsilon)
-        return layout.unpack(updates), RMSpropState(layout.unpack(second))
-
-    return Optimizer(init, update)
-
-
-def _moments(layout: Layout, state, g: np.ndarray, beta1: float, beta2: float):
-    """m_t = beta1 m_{t-1} + (1 - beta1) g_t;  v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
-    (as linear interpolations, like torch's ``lerp_``), in the state's own buffers."""
-    scratch = np.empty_like(g)
-    first = _lerp_(layout.pack(state.first_moment), g, 1 - beta1, scratch)
-    np.multiply(g, g, out=scratch)
-    second = _lerp_(layout.pack(state.second_moment), scratch, 1 - beta2, scratch)
-    return first, second
+    init_state = _zeros(RMSpropState, "second_moment")
+    return _lift(RMSpropState, ("second_moment",), init_state, rule, weight_decay)
 
 
 def _check_adam(learning_rate, beta1, beta2, epsilon, weight_decay) -> tuple[float, ...]:
@@ -226,6 +254,9 @@ def _check_adam(learning_rate, beta1, beta2, epsilon, weight_decay) -> tuple[flo
         _check("epsilon", epsilon, 0, closed_low=False),
         _check("weight_decay", weight_decay, 0),
     )
+
+
+ADAM_MOMENTS = ("first_moment", "second_moment")
 
 
 def adam(
@@ -244,23 +275,16 @@ def adam(
         learning_rate, beta1, beta2, epsilon, weight_decay
     )
 
-    def init(params):
-        layout = layout_of(params)
-        return AdamState(0, layout.zeros(), layout.zeros())
-
-    def update(grads, state, params=None, *, loss=None):
-        layout, g = _gradient(grads, params, weight_decay)
+    def rule(g, state, new, loss):
         count = state.count + 1
-        first, second = _moments(layout, state, g, beta1, beta2)
-        step_size = learning_rate / (1 - beta1**count)
+        first, second, scratch = _moments(g, state, new, beta1, beta2)
         sqrt_correction2 = math.sqrt(1 - beta2**count)
-        # -step_size m / (sqrt(v) / sqrt_correction2 + eps)
-        updates = _adam_step(
-            first, second, step_size * sqrt_correction2, 1.0, epsilon * sqrt_correction2
-        )
-        return layout.unpack(updates), AdamState(count, layout.unpack(first), layout.unpack(second))
+        step = learning_rate / (1 - beta1**count) * sqrt_correction2
+        updates = _adam_direction(first, second, step, epsilon * sqrt_correction2, scratch)
+        return updates, AdamState(count, first, second)
 
-    return Optimizer(init, update)
+    return _lift(AdamState, ADAM_MOMENTS, _zeros(AdamState, *ADAM_MOMENTS, count=0), rule,
+                 weight_decay)  # fmt: skip
 
 
 def nadam(
@@ -283,24 +307,21 @@ def nadam(
         learning_rate, beta1, beta2, epsilon, weight_decay
     )
 
-    def init(params):
-        layout = layout_of(params)
-        return AdamState(0, layout.zeros(), layout.zeros())
-
-    def update(grads, state, params=None, *, loss=None):
-        layout, g = _gradient(grads, params, weight_decay)
+    def rule(g, state, new, loss):
         count = state.count + 1
-        first, second = _moments(layout, state, g, beta1, beta2)
-        m_hat = np.multiply(first, beta1 / (1 - beta1 ** (count + 1)))
-        m_hat += g * ((1 - beta1) / (1 - beta1**count))
+        first, second, scratch = _moments(g, state, new, beta1, beta2)
+        m_hat = np.multiply(g, (1 - beta1) / (1 - beta1**count), out=new())
+        np.multiply(first, beta1 / (1 - beta1 ** (count + 1)), out=scratch)
+        m_hat += scratch
         sqrt_correction2 = math.sqrt(1 - beta2**count)
         # -lr m_hat / (sqrt(v / correction2) + eps)
-        updates = _adam_step(
-            m_hat, second, learning_rate * sqrt_correction2, 1.0, epsilon * sqrt_correction2
+        updates = _adam_direction(
+            m_hat, second, learning_rate * sqrt_correction2, epsilon * sqrt_correction2, scratch
         )
-        return layout.unpack(updates), AdamState(count, layout.unpack(first), layout.unpack(second))
+        return updates, AdamState(count, first, second)
 
-    return Optimizer(init, update)
+    return _lift(AdamState, ADAM_MOMENTS, _zeros(AdamState, *ADAM_MOMENTS, count=0), rule,
+                 weight_decay)  # fmt: skip
 
 
 def eve(
@@ -333,10 +354,6 @@ def eve(
     k = _check("k", k, 0, closed_low=False)
     K = _check("K", K, k, closed_low=False)  # noqa: N806 - the paper's name
 
-    def init(params):
-        layout = layout_of(params)
-        return EveState(0, layout.zeros(), layout.zeros(), 1.0, 0.0)
-
     def feedback(state: EveState, f: float) -> tuple[float, float]:
         """(d_t, f-hat_{t-1}) from the previous state and the current loss f_t."""
         if state.count == 0:
@@ -347,7 +364,7 @@ def eve(
         relative_change = abs(smoothed - previous) / min(smoothed, previous)
         return beta3 * state.feedback + (1 - beta3) * relative_change, smoothed
 
-    def update(grads, state, params=None, *, loss=None):
+    def rule(g, state, new, loss):
         if loss is None:
             raise LossError(
                 "eve needs the minibatch loss: opt.update(grads, state, params, loss=f)"
@@ -355,23 +372,18 @@ def eve(
         f = float(loss)
         if not (math.isfinite(f) and f > 0):
             raise LossError(f"eve needs a finite, positive loss, got {loss!r}")
-        layout, g = _gradient(grads, params, weight_decay)
         count = state.count + 1
-        first, second = _moments(layout, state, g, beta1, beta2)
         d, smoothed = feedback(state, f)
+        first, second, scratch = _moments(g, state, new, beta1, beta2)
         correction1, sqrt_correction2 = 1 - beta1**count, math.sqrt(1 - beta2**count)
         # -lr (m / correction1) / (d sqrt(v / correction2) + eps)
-        updates = _adam_step(
-            first,
-            second,
-            learning_rate * sqrt_correction2 / correction1,
-            d,
-            epsilon * sqrt_correction2,
-        )
-        new_state = EveState(count, layout.unpack(first), layout.unpack(second), d, smoothed)
-        return layout.unpack(updates), new_state
+        #   = -(lr sqrt_correction2 / (correction1 d)) m / (sqrt(v) + eps sqrt_correction2 / d)
+        step = learning_rate * sqrt_correction2 / correction1 / d
+        updates = _adam_direction(first, second, step, epsilon * sqrt_correction2 / d, scratch)
+        return updates, EveState(count, first, second, d, smoothed)
 
-    return Optimizer(init, update)
+    init_state = _zeros(EveState, *ADAM_MOMENTS, count=0, feedback=1.0, smoothed_loss=0.0)
+    return _lift(EveState, ADAM_MOMENTS, init_state, rule, weight_decay)
 
 
 OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {

@@ -86,7 +86,13 @@ class ConfigError(ValueError):
 
 
 class TrainingDiverged(RuntimeError):
-    """The training loss became non-finite."""
+    """The training loss or a gradient became non-finite (or Eve's loss feedback failed).
+    ``params`` and ``history`` hold the last good parameters and the history so far, when
+    ``fit`` raised it."""
+
+    def __init__(self, message: str, *, params: Params | None = None, history=None):
+        super().__init__(message)
+        self.params, self.history = params, history
 
 
 def cosine_decay(step: int, total: int) -> float:
@@ -224,34 +230,72 @@ def load_splits(config: TrainConfig, *, progress: bool = False) -> data.Splits:
     )
 
 
-def scale_updates(updates: Params, factor: float) -> Params:
-    """``updates`` times ``factor``. Every fnn optimizer's update is proportional to its
-    learning rate, so this is the update at learning rate ``factor * lr``. The updates are
-    the optimizer's new arrays, so they are scaled in place."""
+def scale_updates(updates: Params, factor: float, *, donate: bool = False) -> Params:
+    """``updates`` times ``factor``, as a new tree (or, with ``donate=True``, in the memory of
+    ``updates``, which the caller gives up). Every fnn optimizer's update is proportional to
+    its learning rate, so this is the update at learning rate ``factor * lr``."""
     flat, layout = flatten(updates)
-    flat *= factor
-    return layout.unpack(flat)
+    out = flat if donate else layout.empty()
+    np.multiply(flat, factor, out=out)
+    return layout.unpack(out)
+
+
+def all_finite(flat: np.ndarray) -> bool:
+    """Whether every value of the 1-D ``flat`` is finite: one BLAS dot product (a non-finite
+    value makes it non-finite), and the full check only when that overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(np.dot(flat, flat))
+    return math.isfinite(total) or bool(np.isfinite(flat).all())
 
 
 def train_step(
-    optimizer: optimizers.Optimizer, *, activation: str, loss: str, dropout: float = 0.0
+    optimizer: optimizers.Optimizer,
+    *,
+    activation: str,
+    loss: str,
+    dropout: float = 0.0,
+    donate: bool = False,
 ) -> Callable:
-    """A pure step ``(params, opt_state, xb, yb, rng=None, lr_scale=1.0) -> (params,
-    opt_state, loss)``: gradients, the optimizer's update (given the loss, for Eve), scaled by
-    ``lr_scale`` (a learning-rate schedule's multiplier), and its application."""
+    """A step ``(params, opt_state, xb, yb, rng=None, lr_scale=1.0) -> (params, opt_state,
+    loss)``: gradients, the optimizer's update (given the loss, for Eve), scaled by
+    ``lr_scale`` (a learning-rate schedule's multiplier), and its application.
+
+    The step is pure: it never writes its arguments (``rng`` advances, as any generator drawn
+    from), so a state can be stepped twice, branched or replayed. With ``donate=True`` the
+    caller gives ``params`` and ``opt_state`` up at every call, as JAX donates buffers: the
+    results are written into their memory, and the trees passed in must not be used again
+    (fnn's functions raise ``DonatedError`` when given one; continue from what the step
+    returned). ``fit`` steps this way.
+
+    Raises ``TrainingDiverged`` before any update when the loss or a gradient is not finite,
+    so the parameters given are the last good ones.
+    """
 
     def step(params, opt_state, xb, yb, rng=None, lr_scale=1.0):
         value, gradients = grads(
             params, xb, yb, activation=activation, loss=loss, dropout=dropout, rng=rng
         )
-        if not math.isfinite(value):  # no update from a diverged batch; the caller stops
-            return params, opt_state, value
-        updates, opt_state = optimizer.update(gradients, opt_state, params, loss=value)
-        if lr_scale != 1.0:
-            updates = scale_updates(updates, lr_scale)
-        return apply_updates(params, updates), opt_state, value
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"the minibatch loss is {value}")
+        if not all_finite(flatten(gradients)[0]):
+            raise TrainingDiverged(
+                f"a gradient is not finite (minibatch loss {value:.4g}): check the inputs for "
+                "inf or nan"
+            )
+        updates, opt_state = optimizer.update(
+            gradients, opt_state, params, loss=value, donate=donate
+        )
+        if lr_scale != 1.0:  # the updates are this step's own new arrays: scale them in place
+            updates = scale_updates(updates, lr_scale, donate=True)
+        return apply_updates(params, updates, donate=donate), opt_state, value
 
     return step
+
+
+def _copy(params: Params) -> Params:
+    """A copy of ``params`` that later donated steps cannot overwrite."""
+    flat, layout = flatten(params)
+    return layout.unpack(flat.copy())
 
 
 def _progress(enabled: bool):
@@ -292,7 +336,7 @@ def fit(
     ``patience``, training stops after that many epochs without a lower validation loss and
     the best parameters are returned. ``lr_schedule="cosine"`` decays the learning rate to
     zero over all ``epochs`` (``cosine_decay``, per update).
-    Raises ``TrainingDiverged`` as soon as a minibatch loss is not finite.
+    Raises ``TrainingDiverged`` as soon as a minibatch loss or a gradient is not finite.
     """
     config = validate(config)
     tracker = tracker or NoTracker()
@@ -306,8 +350,12 @@ def fit(
     )
     optimizer = optimizers.get(config.optimizer, **config.optimizer_hparams())
     opt_state = optimizer.init(params)
-    step = train_step(
-        optimizer, activation=config.activation, loss=config.loss, dropout=config.dropout
+    step = train_step(  # fit owns params and opt_state: each step reuses their memory
+        optimizer,
+        activation=config.activation,
+        loss=config.loss,
+        dropout=config.dropout,
+        donate=True,
     )
     batch_rng = np.random.default_rng(batch_seed)
     shuffled = np.empty_like(splits.x_train)  # every epoch's shuffled copy of the training set
@@ -338,17 +386,17 @@ def fit(
                     params, opt_state, value = step(
                         params, opt_state, xb, yb, dropout_rng, lr_scale=scale
                     )
-                except optimizers.LossError as error:  # Eve's feedback on a zero loss
+                except (optimizers.LossError, TrainingDiverged) as error:
+                    # Eve's feedback on a zero loss, or a non-finite loss or gradient: no
+                    # update was made, so params are the last good ones.
+                    verb = "diverged" if isinstance(error, TrainingDiverged) else "stopped"
                     raise TrainingDiverged(
-                        f"training stopped at epoch {epoch}, step {global_step + 1}: {error}; "
-                        f"try a lower learning rate than {config.learning_rate:g}"
+                        f"training {verb} at epoch {epoch}, step {global_step + 1}: {error}; "
+                        f"try a lower learning rate than {config.learning_rate:g}",
+                        params=params,
+                        history=history,
                     ) from None
                 global_step += 1
-                if not math.isfinite(value):
-                    raise TrainingDiverged(
-                        f"training diverged at epoch {epoch}, step {global_step} (loss = {value}); "
-                        f"try a lower learning rate than {config.learning_rate:g}"
-                    )
                 loss_sum, loss_count = loss_sum + value, loss_count + 1
                 if global_step % config.log_every == 0:
                     record = {"step": global_step, "running_train_loss": loss_sum / loss_count}
@@ -388,10 +436,12 @@ def fit(
             if not math.isfinite(val["loss"]):
                 raise TrainingDiverged(
                     f"training diverged at epoch {epoch} (validation loss = {val['loss']}); "
-                    f"try a lower learning rate than {config.learning_rate:g}"
+                    f"try a lower learning rate than {config.learning_rate:g}",
+                    params=params,
+                    history=history,
                 )
             if val["loss"] < best_loss:
-                best_loss, best_params, stale = val["loss"], params, 0
+                best_loss, best_params, stale = val["loss"], _copy(params), 0
                 history["best_epoch"] = epoch
             else:
                 stale += 1

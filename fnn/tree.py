@@ -2,12 +2,15 @@
 
 Parameters and optimizer states are pytrees. These helpers walk them in one deterministic
 order (dict keys sorted naturally, so ``layer_2`` comes before ``layer_10``) and refuse to
-combine trees whose structures differ.
+combine trees whose structures differ. None of them writes its arguments.
+
+``Layout`` places every leaf of a tree in one flat buffer, so that an optimizer equation is one
+NumPy call over all parameters. A tree that ``Layout.unpack`` made is recognised structurally,
+from the buffer its leaves are views of; no registry is kept anywhere.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 import weakref
 from collections.abc import Callable
@@ -25,17 +28,8 @@ def _natural_key(key: Any) -> tuple:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
 
 
-@functools.lru_cache(maxsize=1024)
-def _ordered(keys: tuple) -> tuple:
-    """The keys of a dict in natural order (cached: the same few layouts recur every step)."""
-    return tuple(sorted(keys, key=_natural_key))
-
-
 def _keys(node: dict) -> tuple:
-    try:
-        return _ordered(tuple(node))
-    except TypeError:  # unhashable or unorderable keys: sort without the cache
-        return tuple(sorted(node, key=_natural_key))
+    return tuple(sorted(node, key=_natural_key))
 
 
 def _is_namedtuple(node: Any) -> bool:
@@ -43,7 +37,8 @@ def _is_namedtuple(node: Any) -> bool:
 
 
 def _children(node: Any) -> tuple[list, Callable[[list], Any]] | None:
-    """Children of a container node and a function rebuilding it, or None for a leaf."""
+    """Children of a container node and a function rebuilding it, or None for a leaf.
+    A ``Layout`` is a node without children (static data, as JAX's auxiliary data)."""
     if isinstance(node, dict):
         keys = _keys(node)
         return [node[k] for k in keys], lambda values: dict(zip(keys, values, strict=True))
@@ -51,31 +46,55 @@ def _children(node: Any) -> tuple[list, Callable[[list], Any]] | None:
         return list(node), lambda values: type(node)(*values)
     if isinstance(node, tuple | list):
         return list(node), lambda values: type(node)(values)
+    if isinstance(node, Layout):
+        return [], lambda values: node
     return None
 
 
 def _describe(node: Any) -> str:
     if isinstance(node, dict):
-        return f"dict with keys {list(_keys(node))}"
+        return f"a dict with keys {list(_keys(node))}"
     if isinstance(node, tuple | list):
-        return f"{type(node).__name__} of length {len(node)}"
-    return "leaf"
+        return f"a {type(node).__name__} of length {len(node)}"
+    if isinstance(node, Layout):
+        return "a layout"
+    return f"a leaf of shape {np.shape(node)}" if isinstance(node, np.ndarray) else "a leaf"
 
 
-def _check_same_node(path: str, node: Any, other: Any) -> None:
-    node_is_leaf = _children(node) is None
-    if node_is_leaf and _children(other) is None:
-        return
-    same = (
+def _node_differs(node: Any, other: Any) -> bool:
+    if _children(node) is None:
+        return _children(other) is not None
+    if isinstance(node, Layout):
+        return node != other
+    return not (
         type(node) is type(other)
         and len(node) == len(other)
-        and (not isinstance(node, dict) or set(node) == set(other))
+        and (not isinstance(node, dict) or node.keys() == other.keys())
     )
-    if not same:
-        raise ValueError(
-            f"pytree structures differ at {path or '<root>'}: "
-            f"{_describe(node)} vs {_describe(other)}"
-        )
+
+
+def difference(tree: PyTree, other: PyTree, *, shapes: bool = False) -> str | None:
+    """Where ``other`` first differs from ``tree`` in structure (and leaf shapes, with
+    ``shapes``), as ``"at layer_0/b: a leaf of shape (3,) where ... has ..."``; None if alike."""
+
+    def find(path: str, node: Any, peer: Any) -> str | None:
+        where = path or "the root"
+        if _node_differs(node, peer):
+            return f"at {where}: {_describe(peer)}", _describe(node)
+        split = _children(node)
+        if split is None:
+            if shapes and np.shape(node) != np.shape(peer):
+                return f"at {where}: shape {np.shape(peer)}", f"shape {np.shape(node)}"
+            return None
+        labels = _keys(node) if isinstance(node, dict) else range(len(split[0]))
+        for label in labels:
+            found = find(f"{path}/{label}" if path else str(label), node[label], peer[label])
+            if found is not None:
+                return found
+        return None
+
+    found = find("", tree, other)
+    return None if found is None else f"{found[0]} where it should have {found[1]}"
 
 
 def tree_map(f: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
@@ -95,6 +114,10 @@ def tree_map(f: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
             if any(_children(other) is not None for other in others):
                 raise _mismatch(tree, rest)
             return f(node, *others)
+        if isinstance(node, Layout):
+            if any(other != node for other in others):
+                raise _mismatch(tree, rest)
+            return node
         children, rebuild = split
         for other in others:
             if type(other) is not type(node) or len(other) != len(node):
@@ -107,25 +130,11 @@ def tree_map(f: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
 
 
 def _mismatch(tree: PyTree, rest: tuple) -> ValueError:
-    """The error for the first place where a tree in ``rest`` differs from ``tree``."""
-
-    def find(path: str, node: Any, others: tuple) -> ValueError | None:
-        for other in others:
-            try:
-                _check_same_node(path, node, other)
-            except ValueError as error:
-                return error
-        split = _children(node)
-        if split is None:
-            return None
-        labels = _keys(node) if isinstance(node, dict) else range(len(node))
-        for label in labels:
-            found = find(f"{path}/{label}", node[label], tuple(o[label] for o in others))
-            if found is not None:
-                return found
-        return None
-
-    return find("", tree, rest) or ValueError("pytree structures differ")
+    for position, other in enumerate(rest, start=2):
+        found = difference(tree, other)
+        if found is not None:
+            return ValueError(f"pytree structures differ: tree {position} has {found}")
+    return ValueError("pytree structures differ")
 
 
 def tree_leaves(tree: PyTree) -> list:
@@ -139,7 +148,7 @@ def tree_leaves(tree: PyTree) -> list:
         elif isinstance(node, tuple | list):
             for child in node:
                 walk(child)
-        else:
+        elif not isinstance(node, Layout):
             out.append(node)
 
     walk(tree)
@@ -157,7 +166,7 @@ def tree_leaves_with_path(tree: PyTree) -> list[tuple[str, Any]]:
             return
         children, _ = split
         labels = _keys(node) if isinstance(node, dict) else range(len(node))
-        for label, child in zip(labels, children, strict=True):
+        for label, child in zip(labels, children, strict=False):
             walk(f"{path}/{label}" if path else str(label), child)
 
     walk("", tree)
@@ -169,34 +178,317 @@ def tree_zeros_like(tree: PyTree) -> PyTree:
     return tree_map(np.zeros_like, tree)
 
 
-def apply_updates(params: Params, updates: Params) -> Params:
+class DonatedError(ValueError):
+    """A tree whose buffers were donated (``donate=True``) was used after the donation."""
+
+
+class _Buffer(np.ndarray):
+    """The owner of a flat buffer that ``Layout.unpack`` hands out as views. It records the
+    layout and (weakly) the views of its current issue, so ``Layout.flat`` recognises a tree of
+    exactly those views without copying. Never handed out itself: views go through ``issue``,
+    a plain ndarray view of it, which is the ``.base`` of every leaf."""
+
+    layout: Layout | None
+    issue: weakref.ref | None
+    views: tuple
+
+
+def _new_buffer(size: int, dtype: np.dtype) -> np.ndarray:
+    """A new, uninitialised flat buffer: a plain view of a fresh ``_Buffer`` owner."""
+    owner = np.ndarray.__new__(_Buffer, (size,), dtype)
+    owner.layout, owner.issue, owner.views = None, None, ()
+    return owner.view(np.ndarray)
+
+
+def _treedef(node: Any) -> Any:
+    """A hashable description of ``node``'s structure (not its leaves)."""
+    if isinstance(node, dict):
+        keys = _keys(node)
+        return ("dict", keys, tuple(_treedef(node[k]) for k in keys))
+    if _is_namedtuple(node):
+        return (type(node), tuple(_treedef(c) for c in node))
+    if isinstance(node, tuple | list):
+        return (type(node).__name__, tuple(_treedef(c) for c in node))
+    if isinstance(node, Layout):
+        return ("layout", node)
+    return None
+
+
+def _leaf_getter(node: Any) -> Callable[[Any, list], bool]:
+    """A function appending ``tree``'s leaves to a list when ``tree`` has ``node``'s structure
+    (returning True), or returning False at the first difference. Built once per layout;
+    leaves are not inspected (``Layout.flat`` checks their shapes)."""
+    if isinstance(node, dict):
+        keys = _keys(node)
+        keyset = set(keys)
+        parts = tuple((key, _leaf_getter(node[key])) for key in keys)
+        if all(part is _leaf for _, part in parts):  # a dict of arrays, as an MLP layer
+
+            def get_leaves(tree: Any, out: list) -> bool:
+                if not isinstance(tree, dict) or tree.keys() != keyset:
+                    return False
+                for key in keys:
+                    out.append(tree[key])
+                return True
+
+            return get_leaves
+
+        def get_dict(tree: Any, out: list) -> bool:
+            if not isinstance(tree, dict) or tree.keys() != keyset:
+                return False
+            for key, part in parts:
+                if not part(tree[key], out):
+                    return False
+            return True
+
+        return get_dict
+    split = _children(node)
+    if split is None:
+        return _leaf
+    if isinstance(node, Layout):
+        return lambda tree, out: tree == node
+    children, _ = split
+    kind, parts_list = type(node), tuple(_leaf_getter(child) for child in children)
+
+    def get_sequence(tree: Any, out: list) -> bool:
+        if type(tree) is not kind or len(tree) != len(parts_list):
+            return False
+        for part, child in zip(parts_list, tree, strict=True):
+            if not part(child, out):
+                return False
+        return True
+
+    return get_sequence
+
+
+def _leaf(tree: Any, out: list) -> bool:
+    out.append(tree)
+    return True
+
+
+def _builder(node: Any) -> Callable[[Any], Any]:
+    """A function rebuilding ``node``'s structure from an iterator over its new leaves."""
+    if isinstance(node, dict):
+        keys = _keys(node)
+        parts = [_builder(node[key]) for key in keys]
+        if all(part is next for part in parts):  # a dict of arrays, as an MLP layer
+            return lambda leaves: {key: next(leaves) for key in keys}
+        return lambda leaves: {key: part(leaves) for key, part in zip(keys, parts, strict=True)}
+    split = _children(node)
+    if split is None:
+        return next
+    if isinstance(node, Layout):
+        return lambda leaves: node
+    children, rebuild = split
+    parts = [_builder(child) for child in children]
+    return lambda leaves: rebuild([part(leaves) for part in parts])
+
+
+class Layout:
+    """The structure of a pytree and where each of its array leaves lives in one flat buffer.
+
+    ``unpack(buffer)`` gives a tree whose leaves are views of ``buffer``; ``flat(tree)`` gives
+    that buffer back without copying when ``tree`` is such a view tree (else it checks the
+    structure and shapes, naming the first difference, and concatenates once). Optimizers use
+    it to apply each equation in one NumPy call over every parameter while callers keep seeing
+    ordinary pytrees. Layouts are immutable; two are equal when structure, shapes and dtype are.
+    """
+
+    def __init__(self, tree: PyTree, dtype=None):
+        leaves = tree_leaves(tree)
+        self.shapes = tuple(np.shape(leaf) for leaf in leaves)
+        self.sizes = tuple(int(np.prod(shape)) for shape in self.shapes)
+        self.offsets = tuple(int(o) for o in np.cumsum((0, *self.sizes))[:-1])
+        self.size = sum(self.sizes)
+        self.paths = tuple(path for path, _ in tree_leaves_with_path(tree))
+        if dtype is None:
+            dtype = np.result_type(*leaves) if leaves else np.float64
+        self.dtype = np.dtype(dtype)
+        self._template = tree_map(lambda leaf: np.empty(np.shape(leaf), self.dtype), tree)
+        self._key = (_treedef(tree), self.shapes, self.dtype.str)
+        self._hash = hash(self._key)
+        self._build = _builder(tree)
+        self._slices = tuple(
+            (offset, offset + size, shape, len(shape) == 1)
+            for offset, size, shape in zip(self.offsets, self.sizes, self.shapes, strict=True)
+        )
+        self._get = _leaf_getter(tree)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (
+            isinstance(other, Layout) and self._hash == other._hash and self._key == other._key
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"Layout({len(self.shapes)} leaves, {self.size} {self.dtype} values)"
+
+    def __reduce__(self):  # a copy or pickle is rebuilt from a template of its structure
+        return (Layout, (self._template, self.dtype))
+
+    @property
+    def template(self) -> PyTree:
+        """A tree of this structure whose leaves are empty arrays of the right shapes."""
+        return self._template
+
+    def empty(self) -> np.ndarray:
+        """A new, uninitialised flat buffer of this layout (for ``unpack``)."""
+        return _new_buffer(self.size, self.dtype)
+
+    def zeros(self) -> PyTree:
+        flat = self.empty()
+        flat.fill(0)
+        return self.unpack(flat)
+
+    def unpack(self, flat: np.ndarray) -> PyTree:
+        """A tree of this layout whose leaves are views of the 1-D ``flat``. A buffer from
+        ``empty()`` is used as it is (issuing it again retires its earlier views: see
+        ``DonatedError``); any other array is copied into one first."""
+        return self.unpack_views(flat)[0]
+
+    def unpack_views(self, flat: np.ndarray) -> tuple[PyTree, list[np.ndarray]]:
+        """``unpack(flat)`` and its leaves, in order."""
+        owner = getattr(flat, "base", None)
+        if type(owner) is not _Buffer or flat.shape != (self.size,) or flat.dtype != self.dtype:
+            if np.shape(flat) != (self.size,):
+                raise ValueError(
+                    f"a flat buffer of {self.size} values expected, got {np.shape(flat)}"
+                )
+            copy = self.empty()
+            copy[...] = flat
+            flat, owner = copy, copy.base
+        if owner.issue is not None:  # issued before: a new issue, so the old views go stale
+            flat = owner.view(np.ndarray)
+        views = [
+            flat[start:stop] if flat_leaf else flat[start:stop].reshape(shape)
+            for start, stop, shape, flat_leaf in self._slices
+        ]
+        owner.layout, owner.issue = self, weakref.ref(flat)
+        owner.views = tuple(map(weakref.ref, views))
+        return self._build(iter(views)), views
+
+    def leaves(self, tree: PyTree) -> list | None:
+        """``tree``'s leaves if it has this structure (shapes unchecked), else None."""
+        out: list = []
+        return out if self._get(tree, out) else None
+
+    def flat(self, tree: PyTree, name: str = "tree", reference: str = "its layout") -> np.ndarray:
+        """The flat buffer behind ``tree``: no copy if ``tree`` is a view tree of this layout,
+        else its leaves concatenated (checked first). Never write to the result.
+
+        Raises ``ValueError`` naming ``name``, ``reference`` and the first place where the
+        structure or a shape differs, and ``DonatedError`` for a tree that was donated."""
+        found = view_tree(tree, name)
+        if found is not None and (found[0] is self or found[0] == self):
+            return found[2]
+        leaves = self.leaves(tree)
+        problem = None if leaves is not None else difference(self.template, tree)
+        if problem is None and any(map(_is_container, leaves)):
+            problem = difference(self.template, tree)
+        if problem is not None:
+            raise ValueError(f"{name} {_differ(name)} from {reference} {problem}")
+        for path, leaf, shape in zip(self.paths, leaves, self.shapes, strict=True):
+            if np.shape(leaf) != shape:
+                raise ValueError(
+                    f"{name} {_differ(name)} from {reference} at {path}: shape "
+                    f"{np.shape(leaf)} where it should have shape {shape}"
+                )
+        out = self.empty()
+        if leaves:
+            np.concatenate([np.ravel(leaf) for leaf in leaves], out=out, casting="unsafe")
+        return out
+
+
+def _differ(name: str) -> str:
+    return "differ" if name.endswith("s") else "differs"
+
+
+def _is_container(node: Any) -> bool:
+    return isinstance(node, dict | list | tuple | Layout)
+
+
+def _any_leaf(tree: PyTree) -> Any:
+    """Some leaf of ``tree`` (None if it has none), found without walking all of it."""
+    node = tree
+    while True:
+        if isinstance(node, dict):
+            if not node:
+                return None
+            node = next(iter(node.values()))
+        elif isinstance(node, tuple | list):
+            node = next((child for child in node if not isinstance(child, Layout)), None)
+            if node is None:
+                return None
+        else:
+            return node
+
+
+def view_tree(tree: PyTree, name: str = "tree") -> tuple[Layout, list, np.ndarray] | None:
+    """``(layout, leaves, buffer)`` if ``tree`` is exactly the current view tree of one of
+    fnn's flat buffers, else None: recognised from the buffer its leaves are views of (each
+    leaf must be the very view that was issued, in its place). ``DonatedError`` if ``tree``
+    holds views of an earlier issue of a buffer that a donating call has reused since."""
+    issue = getattr(_any_leaf(tree), "base", None)
+    owner = getattr(issue, "base", None)
+    if type(owner) is not _Buffer or owner.issue is None:
+        return None
+    if issue is not owner.issue():
+        raise DonatedError(
+            f"{name} was donated to a call that reused its memory (donate=True); continue "
+            "from the tree that call returned"
+        )
+    layout = owner.layout
+    leaves: list = []
+    if not layout._get(tree, leaves) or len(leaves) != len(owner.views):
+        return None
+    for view, leaf in zip(owner.views, leaves, strict=True):
+        if view() is not leaf:
+            return None
+    return layout, leaves, issue
+
+
+def layout_of(tree: PyTree, name: str = "tree") -> Layout:
+    """The layout ``tree`` was unpacked with, or a new one describing it."""
+    found = view_tree(tree, name)
+    return Layout(tree) if found is None else found[0]
+
+
+def flatten(tree: PyTree, name: str = "tree") -> tuple[np.ndarray, Layout]:
+    """``(buffer, layout)`` with ``layout.unpack(buffer)`` equal to ``tree``: the buffer behind
+    a view tree (no copy, so never write to it), else a new concatenation."""
+    found = view_tree(tree, name)
+    if found is not None:
+        return found[2], found[0]
+    layout = Layout(tree)
+    return layout.flat(tree), layout
+
+
+def apply_updates(params: Params, updates: Params, *, donate: bool = False) -> Params:
     """``params + updates`` leaf-wise, keeping each parameter's dtype (as ``optax.apply_updates``).
 
-    Updates are already signed: an optimizer returns ``-learning_rate * direction``.
-    Neither argument is modified. When both are views of flat buffers of one layout (what
-    ``init_mlp``, ``grads`` and the optimizers return) this is a single addition, and the
-    result is again such a view tree.
+    Updates are already signed: an optimizer returns ``-learning_rate * direction``. Neither
+    argument is modified, and the result is a new view tree of one flat buffer. With
+    ``donate=True`` the caller gives ``params`` up: the sum is written into its buffer when it
+    is one of fnn's, and ``params`` must not be used again (fnn raises ``DonatedError``).
     """
-    param_leaves, update_leaves = tree_leaves(params), tree_leaves(updates)
-    flat_params, flat_updates = _backing(param_leaves), _backing(update_leaves)
-    if (
-        flat_params is not None
-        and flat_updates is not None
-        and flat_params[1].shapes == flat_updates[1].shapes
-        and (flat_params[1] is flat_updates[1] or _same_structure(params, updates))
-    ):
-        buffer, layout = flat_params
-        return layout.unpack(np.add(buffer, flat_updates[0], dtype=buffer.dtype, casting="unsafe"))
-    if len({np.asarray(leaf).dtype for leaf in param_leaves}) > 1:  # mixed precision: per leaf
-        return tree_map(_add_keeping_dtype, params, updates)
-    layout = Layout(params)
-    new = layout.unpack(np.empty(layout.size, layout.dtype))
-
-    def add(param: np.ndarray, update: np.ndarray, out: np.ndarray) -> None:
-        out[...] = _add_keeping_dtype(param, update)
-
-    tree_map(add, params, updates, new)
-    return new
+    found = view_tree(params, "params")
+    if found is None and len({np.result_type(leaf) for leaf in tree_leaves(params)}) > 1:
+        return tree_map(_add_keeping_dtype, params, updates)  # mixed precision: per leaf
+    layout = Layout(params) if found is None else found[0]
+    flat_params = layout.flat(params, "params") if found is None else found[2]
+    found = view_tree(updates, "updates")
+    if found is not None and (found[0] is layout or found[0]._key[:2] == layout._key[:2]):
+        flat_updates = found[2]
+    else:
+        problem = difference(layout.template, updates, shapes=True)
+        if problem is not None:
+            raise ValueError(f"updates differ from params {problem}")
+        flat_updates = Layout(updates).flat(updates, "updates")
+    out = flat_params if donate and type(flat_params.base) is _Buffer else layout.empty()
+    np.add(flat_params, flat_updates, out=out, casting="unsafe")
+    return layout.unpack(out)
 
 
 def _add_keeping_dtype(param: np.ndarray, update: np.ndarray) -> np.ndarray:
@@ -206,107 +498,3 @@ def _add_keeping_dtype(param: np.ndarray, update: np.ndarray) -> np.ndarray:
             f"{np.shape(param)}"
         )
     return np.add(param, update, dtype=np.asarray(param).dtype, casting="unsafe")
-
-
-def _same_structure(tree: PyTree, other: PyTree) -> bool:
-    try:
-        tree_map(lambda *_: None, tree, other)
-    except ValueError:
-        return False
-    return True
-
-
-def _builder(node: Any) -> Callable[[Any], Any]:
-    """A function rebuilding ``node``'s structure from an iterator over its new leaves."""
-    if isinstance(node, dict):
-        keys = _keys(node)
-        parts = [_builder(node[key]) for key in keys]
-        return lambda leaves: {key: part(leaves) for key, part in zip(keys, parts, strict=True)}
-    split = _children(node)
-    if split is None:
-        return next
-    children, rebuild = split
-    parts = [_builder(child) for child in children]
-    return lambda leaves: rebuild([part(leaves) for part in parts])
-
-
-# Buffers handed out by Layout.unpack, by id: (weak reference, layout, ids of the views).
-# It lets pack() recognise a tree of those views without comparing memory addresses.
-_ISSUED: dict[int, tuple[weakref.ref, Layout, tuple[int, ...]]] = {}
-
-
-def _forget(key: int) -> Callable[[Any], None]:
-    return lambda _: _ISSUED.pop(key, None)
-
-
-class Layout:
-    """Where each array leaf of a pytree lives in one flat, contiguous buffer.
-
-    ``unpack(buffer)`` gives a pytree whose leaves are views of ``buffer``; ``pack(tree)``
-    returns that buffer again without copying when ``tree`` is such a view tree (else one
-    concatenation). Optimizers use it to apply each equation in one NumPy call over every
-    parameter while callers keep seeing ordinary pytrees.
-    """
-
-    def __init__(self, tree: PyTree, dtype=None):
-        leaves = tree_leaves(tree)
-        self.shapes = tuple(np.shape(leaf) for leaf in leaves)
-        self.sizes = tuple(int(np.prod(shape)) for shape in self.shapes)
-        self.offsets = tuple(int(o) for o in np.cumsum((0, *self.sizes))[:-1])
-        self.size = sum(self.sizes)
-        self.dtype = np.dtype(dtype if dtype is not None else np.result_type(*leaves))
-        self._build = _builder(tree)
-
-    def unpack(self, buffer: np.ndarray) -> PyTree:
-        """A tree of this layout whose leaves are views of the 1-D ``buffer``."""
-        views = [
-            buffer[offset : offset + size].reshape(shape)
-            for offset, size, shape in zip(self.offsets, self.sizes, self.shapes, strict=True)
-        ]
-        key = id(buffer)
-        _ISSUED[key] = (weakref.ref(buffer, _forget(key)), self, tuple(map(id, views)))
-        return self._build(iter(views))
-
-    def zeros(self) -> PyTree:
-        return self.unpack(np.zeros(self.size, self.dtype))
-
-    def pack(self, tree: PyTree) -> np.ndarray:
-        """The flat buffer behind ``tree`` (no copy if it is one), in this layout's dtype."""
-        leaves = tree_leaves(tree)
-        found = _backing(leaves)
-        if found is not None and found[1].shapes == self.shapes:
-            return found[0] if found[0].dtype == self.dtype else found[0].astype(self.dtype)
-        if [np.shape(leaf) for leaf in leaves] != list(self.shapes):
-            raise ValueError(
-                f"tree leaves of shapes {[np.shape(leaf) for leaf in leaves]} do not match the "
-                f"layout's {list(self.shapes)}"
-            )
-        return np.concatenate([np.ravel(leaf) for leaf in leaves]).astype(self.dtype, copy=False)
-
-
-def _backing(leaves: list) -> tuple[np.ndarray, Layout] | None:
-    """``(buffer, layout)`` if ``leaves`` are exactly the views ``Layout.unpack`` made of it."""
-    if not leaves:
-        return None
-    buffer = getattr(leaves[0], "base", None)
-    entry = _ISSUED.get(id(buffer)) if buffer is not None else None
-    if entry is None or entry[0]() is not buffer or entry[2] != tuple(map(id, leaves)):
-        return None
-    return buffer, entry[1]
-
-
-def layout_of(tree: PyTree) -> Layout:
-    """The layout ``tree`` was unpacked with, or a new one for it."""
-    return flatten(tree)[1]
-
-
-def flatten(tree: PyTree) -> tuple[np.ndarray, Layout]:
-    """``(buffer, layout)`` with ``layout.unpack(buffer)`` equal to ``tree``: the buffer behind
-    a tree of views (no copy, so never write to it), else a new concatenation."""
-    leaves = tree_leaves(tree)
-    found = _backing(leaves)
-    if found is not None:
-        return found
-    layout = Layout(tree)
-    flat = np.concatenate([np.ravel(leaf) for leaf in leaves]).astype(layout.dtype, copy=False)
-    return flat, layout

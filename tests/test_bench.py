@@ -1,5 +1,7 @@
 import json
+import sys
 
+import numpy as np
 import pytest
 
 from fnn import bench
@@ -40,6 +42,40 @@ def test_cli_table_json_and_plot(tmp_path, capsys):
     assert len(result["rows"]) == 2 and "blas" in result
 
 
+def test_vs_jax_and_torch_report_ratios_and_the_gemm_floor(capsys):
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    pytest.importorskip("torch")
+    assert main(["bench", *TINY, "--dataset", "synthetic", "--vs", "jax,torch", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["jax"] and result["torch"]
+    for row in result["rows"]:
+        for peer in ("jax", "torch", "gemm"):
+            assert row[f"ratio_to_{peer}"] == pytest.approx(
+                row["epoch_seconds"] / row[f"{peer}_epoch_seconds"]
+            )
+
+
+def test_jax_epoch_trains_the_same_network():
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    x = np.random.default_rng(0).random((64, 20), dtype=np.float32)
+    y = np.random.default_rng(1).integers(0, 4, 64)
+    for optimizer in ("sgd", "momentum", "nag", "rmsprop", "adam", "nadam"):
+        epoch = bench.jax_epoch([20, 8, 4], activation="tanh", optimizer=optimizer,
+                                learning_rate=1e-2, dtype="float32")  # fmt: skip
+        epoch(x, y, 16)
+    assert bench.jax_epoch([20, 4], activation="tanh", optimizer="eve", learning_rate=1e-2,
+                           dtype="float32") is None  # fmt: skip
+
+
+def test_without_jax_one_line_says_how_to_install_it(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "jax", None)  # import jax now raises ImportError
+    assert main(["bench", *TINY, "--dataset", "synthetic", "--vs", "jax"]) == 0
+    out = capsys.readouterr().out
+    assert 'jax: not installed (pip install "jax[cpu]" optax)' in out.replace("\n", " ")
+
+
 def test_vs_torch_reports_a_ratio(capsys):
     pytest.importorskip("torch")
     assert main(["bench", *TINY, "--dataset", "synthetic", "--vs", "torch", "--json"]) == 0
@@ -48,7 +84,14 @@ def test_vs_torch_reports_a_ratio(capsys):
 
 
 @pytest.mark.parametrize(
-    "args", [["--batch_sizes", "0"], ["--batch_sizes", "a"], ["--vs", "jax"], ["--dtype", "int8"]]
+    "args",
+    [
+        ["--batch_sizes", "0"],
+        ["--batch_sizes", "a"],
+        ["--vs", "mxnet"],
+        ["--vs", ","],
+        ["--dtype", "int8"],
+    ],  # fmt: skip
 )
 def test_bad_input(args, capsys):
     assert main(["bench", *args]) == 2
