@@ -1,15 +1,17 @@
-"""Workload W against PyTorch's eager loop (and scikit-learn's MLPClassifier when installed).
+"""Workload W against jitted JAX + optax, PyTorch's eager loop and the GEMM floor, and the
+course's baseline network against PyTorch.
 
-    python benchmarks/speed.py [--batch_sizes 64,1024] [--repeats 3]
+    python benchmarks/speed.py [--batch_sizes 16,64,256,1024] [--repeats 3]
 
 W: MLP 784-128-128-128-10, tanh, softmax cross-entropy, Adam (lr 1e-3), float32, one epoch of
 60,000 Fashion-MNIST samples (synthetic data of the same shape if the files are absent). Prints,
-from one run in one process: seconds per epoch of fnn's public loop and of PyTorch (interleaved),
-their ratio, the share of the matmul roofline, the epoch of ``fnn train``'s loop (``fit``,
-without its evaluation passes; its second epoch, as most epochs of a run) against the public
-loop, and the BLAS floor: an epoch of only the loop's matrix products through NumPy, which no
-NumPy implementation of W can undercut (``matmul s``; ``floor/torch`` compares it with torch's
-whole epoch).
+from one run in one process (fnn and its peers interleaved, medians of ``--repeats``): seconds
+per epoch of fnn's public loop (``grads -> update -> apply_updates``), of a jitted JAX + optax
+step, of PyTorch, and of the loop's matrix products alone through NumPy (``gemm s``: the floor
+under any NumPy implementation of W); fnn's ratio to each; and the epoch of ``fnn train``'s
+loop (``fit``, donating its buffers, without its evaluation passes; its second epoch, as most
+epochs of a run) against the public loop. Then the course baseline (784-500-250-100-10,
+sigmoid, plain SGD lr 0.01, batch 64) against PyTorch.
 """
 
 from __future__ import annotations
@@ -41,27 +43,6 @@ def sklearn_epoch(x: np.ndarray, y: np.ndarray, batch_size: int) -> float | None
     return time.perf_counter() - started
 
 
-def matmul_epoch(x: np.ndarray, batch_size: int) -> float:
-    """Seconds of one epoch of only W's matrix products per step, on the same batches: the
-    forward pass, the weight gradients and the hidden-input gradients (``flops_per_sample``)."""
-    rng = np.random.default_rng(0)
-    weights = [
-        (rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)).astype(x.dtype)
-        for fan_in, fan_out in zip(SIZES[:-1], SIZES[1:], strict=True)
-    ]
-    started = time.perf_counter()
-    for start in range(0, len(x), batch_size):
-        inputs = [x[start : start + batch_size]]
-        for w in weights:
-            inputs.append(inputs[-1] @ w)
-        delta = inputs.pop()
-        for i in range(len(weights) - 1, -1, -1):
-            inputs[i].T @ delta
-            if i > 0:
-                delta = delta @ weights[i].T
-    return time.perf_counter() - started
-
-
 def fit_epoch(x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
     """Training seconds of the second ``fnn train`` epoch (``fit``; evaluation passes
     excluded): the first also pays for warming up, as the timed loops' warm-up runs do."""
@@ -77,38 +58,48 @@ def fit_epoch(x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch_sizes", default="64,1024")
+    parser.add_argument("--batch_sizes", default="16,64,256,1024")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data_dir", default=None)
     args = parser.parse_args()
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
 
     result = bench.run(
-        SIZES, batch_sizes=batch_sizes, repeats=args.repeats, vs_torch=True,
+        SIZES, batch_sizes=batch_sizes, repeats=args.repeats, vs_torch=True, vs_jax=True,
         data_dir=args.data_dir,
     )  # fmt: skip
     print(f"{result['machine']}; BLAS: {result['blas']}; data: {result['data']}")
     print(f"matmul roofline {result['roofline_gflops']:.0f} GFLOP/s; "
           f"{result['flops_per_sample'] / 1e6:.3f} MFLOP per sample")  # fmt: skip
     x, y, _ = bench.workload("fashion_mnist", 60_000, 784, 10, "float32", args.data_dir)
-    header = f"{'batch':>5} {'fnn s':>7} {'torch s':>8} {'fnn/torch':>9} {'roofline':>8}"
-    print(
-        header + f" {'fnn train s':>11} {'train/loop':>10} {'matmul s':>8} {'floor/torch':>11}"
-        f" {'sklearn s':>9}"
-    )
+    columns = ("batch", "fnn s", "jax s", "fnn/jax", "torch s", "fnn/torch", "gemm s",
+               "fnn/gemm", "jax/gemm", "fit s", "fit/loop", "sklearn s")  # fmt: skip
+    print(" ".join(f"{c:>9}" for c in columns))
+    nan = float("nan")
     for row in result["rows"]:
         batch = row["batch_size"]
-        torch_seconds = row.get("torch_epoch_seconds", float("nan"))
-        ratio = row.get("ratio_to_torch", float("nan"))
         train = float(np.median([fit_epoch(x, y, batch) for _ in range(args.repeats)]))
-        matmuls = float(np.median([matmul_epoch(x, batch) for _ in range(args.repeats)]))
         sk = sklearn_epoch(x, y, batch)
-        print(
-            f"{batch:>5} {row['epoch_seconds']:>7.3f} {torch_seconds:>8.3f} {ratio:>9.2f} "
-            f"{row['roofline_fraction']:>8.0%} {train:>11.3f} "
-            f"{train / row['epoch_seconds']:>10.2f} {matmuls:>8.3f} "
-            f"{matmuls / torch_seconds:>11.2f} {'-' if sk is None else f'{sk:.3f}':>9}"
-        )
+        cells = [
+            row["epoch_seconds"], row.get("jax_epoch_seconds", nan), row.get("ratio_to_jax", nan),
+            row.get("torch_epoch_seconds", nan), row.get("ratio_to_torch", nan),
+            row["gemm_epoch_seconds"], row["ratio_to_gemm"],
+            row.get("jax_epoch_seconds", nan) / row["gemm_epoch_seconds"],
+            train, train / row["epoch_seconds"],
+        ]  # fmt: skip
+        print(f"{batch:>9} " + " ".join(f"{c:>9.3f}" for c in cells)
+              + f" {'-' if sk is None else f'{sk:.3f}':>9}")  # fmt: skip
+
+    baseline = bench.run(
+        [784, 500, 250, 100, 10], batch_sizes=[64], activation="sigmoid", optimizer="sgd",
+        learning_rate=0.01, repeats=args.repeats, vs_torch=True, data_dir=args.data_dir,
+    )["rows"][0]  # fmt: skip
+    print(
+        f"course baseline (784-500-250-100-10 sigmoid, SGD lr 0.01, batch 64): fnn "
+        f"{baseline['epoch_seconds']:.3f} s, torch {baseline.get('torch_epoch_seconds', nan):.3f}"
+        f" s, fnn/torch {baseline.get('ratio_to_torch', nan):.2f}, gemm "
+        f"{baseline['gemm_epoch_seconds']:.3f} s"
+    )
 
 
 if __name__ == "__main__":
