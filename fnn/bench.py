@@ -150,6 +150,11 @@ def torch_mlp(torch, sizes, activation: str, dtype: str, params=None):
     return torch.nn.Sequential(*modules)
 
 
+def _train_defaults() -> dict[str, Any]:
+    """``fnn train``'s default hyperparameters, which the peers' optimizers are given too."""
+    return {field.name: field.default for field in dataclasses.fields(fnn.train.TrainConfig)}
+
+
 def torch_optimizer(torch, name: str, parameters, **hparams):
     """The ``torch.optim`` optimizer that computes what fnn's optimizer ``name`` computes with
     ``hparams`` (as ``TrainConfig.optimizer_hparams()`` gives them; fnn's defaults
@@ -157,8 +162,7 @@ def torch_optimizer(torch, name: str, parameters, **hparams):
     NAdam."""
     if name not in TORCH_EQUIVALENTS:
         return None
-    hp = {field.name: field.default for field in dataclasses.fields(fnn.train.TrainConfig)}
-    hp.update(hparams)
+    hp = {**_train_defaults(), **hparams}
     lr, wd, betas = hp["learning_rate"], hp["weight_decay"], (hp["beta1"], hp["beta2"])
     if name in ("sgd", "momentum", "nag"):
         momentum = 0.0 if name == "sgd" else hp["momentum"]
@@ -241,7 +245,7 @@ def jax_epoch(
         import optax
     except ImportError:
         return None
-    hp = {field.name: field.default for field in dataclasses.fields(fnn.train.TrainConfig)}
+    hp = _train_defaults()
     transforms = {
         "sgd": lambda: optax.sgd(learning_rate),
         "momentum": lambda: optax.sgd(learning_rate, momentum=hp["momentum"]),

@@ -295,16 +295,18 @@ class Layout:
     """
 
     def __init__(self, tree: PyTree, dtype=None):
-        leaves = tree_leaves(tree)
+        with_paths = tree_leaves_with_path(tree)
+        self.paths = tuple(path for path, _ in with_paths)
+        leaves = [leaf for _, leaf in with_paths]
         self.shapes = tuple(np.shape(leaf) for leaf in leaves)
         self.sizes = tuple(int(np.prod(shape)) for shape in self.shapes)
         self.offsets = tuple(int(o) for o in np.cumsum((0, *self.sizes))[:-1])
         self.size = sum(self.sizes)
-        self.paths = tuple(path for path, _ in tree_leaves_with_path(tree))
         if dtype is None:
             dtype = np.result_type(*leaves) if leaves else np.float64
         self.dtype = np.dtype(dtype)
-        self._template = tree_map(lambda leaf: np.empty(np.shape(leaf), self.dtype), tree)
+        # a tree of this structure with empty leaves of the right shapes (for messages, copies)
+        self.template = tree_map(lambda leaf: np.empty(np.shape(leaf), self.dtype), tree)
         self._key = (_treedef(tree), self.shapes, self.dtype.str)
         self._hash = hash(self._key)
         self._build = _builder(tree)
@@ -326,12 +328,7 @@ class Layout:
         return f"Layout({len(self.shapes)} leaves, {self.size} {self.dtype} values)"
 
     def __reduce__(self):  # a copy or pickle is rebuilt from a template of its structure
-        return (Layout, (self._template, self.dtype))
-
-    @property
-    def template(self) -> PyTree:
-        """A tree of this structure whose leaves are empty arrays of the right shapes."""
-        return self._template
+        return (Layout, (self.template, self.dtype))
 
     def empty(self) -> np.ndarray:
         """A new, uninitialised flat buffer of this layout (for ``unpack``)."""
@@ -383,6 +380,10 @@ class Layout:
         found = view_tree(tree, name)
         if found is not None and (found[0] is self or found[0] == self):
             return found[2]
+        return self._concatenate(tree, name, reference)
+
+    def _concatenate(self, tree: PyTree, name: str, reference: str) -> np.ndarray:
+        """``tree``'s leaves in one new buffer, after checking structure and shapes."""
         leaves = self.leaves(tree)
         problem = None if leaves is not None else difference(self.template, tree)
         if problem is None and any(map(_is_container, leaves)):
@@ -462,7 +463,7 @@ def flatten(tree: PyTree, name: str = "tree") -> tuple[np.ndarray, Layout]:
     if found is not None:
         return found[2], found[0]
     layout = Layout(tree)
-    return layout.flat(tree), layout
+    return layout._concatenate(tree, name, "its layout"), layout
 
 
 def apply_updates(params: Params, updates: Params, *, donate: bool = False) -> Params:
@@ -470,14 +471,17 @@ def apply_updates(params: Params, updates: Params, *, donate: bool = False) -> P
 
     Updates are already signed: an optimizer returns ``-learning_rate * direction``. Neither
     argument is modified, and the result is a new view tree of one flat buffer. With
-    ``donate=True`` the caller gives ``params`` up: the sum is written into its buffer when it
-    is one of fnn's, and ``params`` must not be used again (fnn raises ``DonatedError``).
+    ``donate=True`` the caller gives ``params`` up: the sum is written into its buffer, and
+    ``params`` must not be used again (fnn raises ``DonatedError``).
     """
     found = view_tree(params, "params")
     if found is None and len({np.result_type(leaf) for leaf in tree_leaves(params)}) > 1:
         return tree_map(_add_keeping_dtype, params, updates)  # mixed precision: per leaf
-    layout = Layout(params) if found is None else found[0]
-    flat_params = layout.flat(params, "params") if found is None else found[2]
+    if found is None:
+        layout = Layout(params)
+        flat_params = layout._concatenate(params, "params", "its layout")
+    else:
+        layout, _, flat_params = found
     found = view_tree(updates, "updates")
     if found is not None and (found[0] is layout or found[0]._key[:2] == layout._key[:2]):
         flat_updates = found[2]
@@ -485,8 +489,8 @@ def apply_updates(params: Params, updates: Params, *, donate: bool = False) -> P
         problem = difference(layout.template, updates, shapes=True)
         if problem is not None:
             raise ValueError(f"updates differ from params {problem}")
-        flat_updates = Layout(updates).flat(updates, "updates")
-    out = flat_params if donate and type(flat_params.base) is _Buffer else layout.empty()
+        flat_updates = Layout(updates)._concatenate(updates, "updates", "its layout")
+    out = flat_params if donate else layout.empty()
     np.add(flat_params, flat_updates, out=out, casting="unsafe")
     return layout.unpack(out)
 

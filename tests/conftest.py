@@ -43,6 +43,27 @@ def cifar_records(labels: np.ndarray, seed: int) -> tuple[bytes, np.ndarray]:
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+def assert_same_tree(a, b) -> None:
+    """Exact equality of two (NamedTuple / dict / list / array / number / Layout) trees:
+    types, structure, dtypes and every value, walked independently of fnn.tree."""
+    from fnn.tree import Layout
+
+    assert type(a) is type(b)
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_same_tree(a[key], b[key])
+    elif isinstance(a, tuple | list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_same_tree(x, y)
+    elif isinstance(a, Layout):
+        assert a == b
+    else:
+        assert np.asarray(a).dtype == np.asarray(b).dtype
+        np.testing.assert_array_equal(a, b)
+
+
 def assert_png(path: Path, min_height: int = 200, min_width: int = 300) -> None:
     """``path`` is a PNG of at least that size with something drawn on it."""
     import matplotlib.image

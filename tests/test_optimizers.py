@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import assert_same_tree
 
 import fnn
 from fnn.optimizers import EveState, get
@@ -76,22 +77,6 @@ def run_fnn(opt: fnn.Optimizer, params: dict, grad_seq: list[dict], losses=None)
 
 def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-
-
-def assert_same_tree(a, b) -> None:
-    """Exact equality of two (NamedTuple / dict / array / number) trees, walked independently."""
-    assert type(a) is type(b)
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for key in a:
-            assert_same_tree(a[key], b[key])
-    elif isinstance(a, tuple):
-        assert len(a) == len(b)
-        for x, y in zip(a, b, strict=True):
-            assert_same_tree(x, y)
-    else:
-        assert np.asarray(a).dtype == np.asarray(b).dtype
-        np.testing.assert_array_equal(a, b)
 
 
 # --- PyTorch references (torch.optim, float64, grads set by hand before each step)
