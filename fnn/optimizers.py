@@ -96,8 +96,9 @@ def _lift(
     weight_decay: float,
 ) -> Optimizer:  # fmt: skip
     """The pytree ``Optimizer`` of ``rule``: ``init_state(layout)`` makes the state (its fields
-    named in ``moments`` are param-shaped trees); ``update`` checks that grads (and params)
-    have the state's structure and shapes, naming the first difference, then runs ``rule``."""
+    named in ``moments`` are param-shaped trees); ``update`` checks that grads (and, with weight
+    decay, params) have the state's structure and shapes, naming the first difference, then
+    runs ``rule``."""
 
     def init(params):
         return init_state(layout_of(params, "params"))
@@ -116,15 +117,13 @@ def _lift(
             if not isinstance(layout, Layout):
                 raise ValueError(f"state.layout must be a Layout, got {type(layout).__name__}")
         g = layout.flat(grads, "grads", "the optimizer state")
-        if params is not None or weight_decay:
+        if weight_decay:  # the params matter only here: checked only here
             if params is None:
                 raise ValueError("weight_decay needs the params: call update(grads, state, params)")
-            p = layout.flat(params, "params", "the optimizer state")
-            if weight_decay:
-                decayed = layout.empty()
-                np.multiply(p, weight_decay, out=decayed)
-                decayed += g
-                g = decayed
+            decayed = np.multiply(layout.flat(params, "params", "the optimizer state"),
+                                  weight_decay, out=layout.empty())  # fmt: skip
+            decayed += g
+            g = decayed
         for name in moments[1:]:
             old[name] = layout.flat(getattr(state, name), f"state.{name}", f"state.{moments[0]}")
 
