@@ -8,21 +8,27 @@ W: MLP 784-128-128-128-10, tanh, softmax cross-entropy, Adam (lr 1e-3), float32,
 from one run in one process (fnn and its peers interleaved, medians of ``--repeats``): seconds
 per epoch of fnn's public loop (``grads -> update -> apply_updates``), of a jitted JAX + optax
 step, of PyTorch, and of the loop's matrix products alone through NumPy (``gemm s``: the floor
-under any NumPy implementation of W); fnn's ratio to each; and the epoch of ``fnn train``'s
+under any NumPy implementation of W), of the same pure step as a bare NumPy loop with no
+library around it (``numpy s``: checked to give fnn's numbers; what any NumPy implementation
+of the pure step pays outside the GEMMs); fnn's ratio to each; and the epoch of ``fnn train``'s
 loop (``fit``, donating its buffers, without its evaluation passes; its second epoch, as most
 epochs of a run) against the public loop. Then the course baseline (784-500-250-100-10,
-sigmoid, plain SGD lr 0.01, batch 64) against PyTorch.
+sigmoid, plain SGD lr 0.01, batch 64) against PyTorch and its bare NumPy loop.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 
+import fnn
 from fnn import bench, data
 from fnn.train import TrainConfig, fit
+from fnn.tree import flatten
 
 SIZES = [784, 128, 128, 128, 10]
 
@@ -41,6 +47,88 @@ def sklearn_epoch(x: np.ndarray, y: np.ndarray, batch_size: int) -> float | None
     started = time.perf_counter()
     model.partial_fit(x, y)
     return time.perf_counter() - started
+
+
+def numpy_epoch(sizes: list[int], activation: str, optimizer: str) -> Callable:
+    """An epoch function ``(x, y, batch_size) -> flat params`` of a bare NumPy loop with fnn's
+    arithmetic (``activation`` tanh or sigmoid, ``optimizer`` adam at lr 1e-3 or sgd at 0.01)
+    and no library around it: flat arrays instead of pytrees, no recognition, validation or
+    checks, new arrays for every result (pure, as fnn's). Its time is the floor of the
+    per-step work outside the GEMMs that any NumPy implementation of the pure step pays."""
+    shapes = list(zip(sizes[:-1], sizes[1:], strict=True))
+    bounds, offset = [], 0  # fnn's flat order: per layer the bias, then the weights
+    for fan_in, fan_out in shapes:
+        bounds.append((offset, offset + fan_out, offset + fan_out + fan_in * fan_out))
+        offset = bounds[-1][2]
+    act = fnn.activations.ACTIVATIONS[activation]
+
+    def layers(buffer):
+        return [(buffer[b:c].reshape(shape), buffer[a:b])
+                for (a, b, c), shape in zip(bounds, shapes, strict=True)]  # fmt: skip
+
+    def gradient(flat, xb, yb):
+        weights, n = layers(flat), len(yb)
+        h, inputs = xb, [xb]
+        for w, b in weights[:-1]:
+            h = h @ w
+            h += b
+            inputs.append(act.forward(h, out=h))
+        delta = h @ weights[-1][0]
+        delta += weights[-1][1]
+        delta -= np.ascontiguousarray(delta.T).max(axis=0)[:, None]
+        np.exp(delta, out=delta)
+        delta /= (delta @ np.ones(delta.shape[1], delta.dtype))[:, None] * n
+        delta[np.arange(n), yb] -= 1.0 / n
+        grad = np.empty_like(flat)
+        ones = np.ones(n, flat.dtype)
+        for i, (gw, gb) in reversed(list(enumerate(layers(grad)))):
+            np.matmul(inputs[i].T, delta, out=gw)
+            np.matmul(ones, delta, out=gb)
+            if i:
+                delta = act.backward(delta @ weights[i][0].T, inputs[i])
+        return grad
+
+    def adam(grad, first, second, count, beta1=0.9, beta2=0.999, lr=1e-3, eps=1e-8):
+        first_new = np.multiply(first, beta1)
+        scratch = np.multiply(grad, 1 - beta1)
+        first_new += scratch
+        second_new = np.multiply(second, beta2)
+        np.multiply(grad, grad, out=scratch)
+        scratch *= 1 - beta2
+        second_new += scratch
+        correction = math.sqrt(1 - beta2**count)
+        np.sqrt(second_new, out=scratch)
+        scratch += eps * correction
+        np.divide(first_new, scratch, out=scratch)
+        scratch *= -lr * correction / (1 - beta1**count)
+        return scratch, first_new, second_new
+
+    def run(x: np.ndarray, y: np.ndarray, batch_size: int) -> np.ndarray:
+        flat = flatten(fnn.init_mlp(sizes, seed=0))[0].copy()
+        first, second = np.zeros_like(flat), np.zeros_like(flat)
+        for count, start in enumerate(range(0, len(x), batch_size), 1):
+            grad = gradient(flat, x[start : start + batch_size], y[start : start + batch_size])
+            if optimizer == "adam":
+                update, first, second = adam(grad, first, second, count)
+            else:
+                update = np.multiply(grad, -0.01)
+            flat = flat + update
+        return flat
+
+    return run
+
+
+def check_numpy_epoch(x: np.ndarray, y: np.ndarray, sizes, activation, optimizer) -> Callable:
+    """The bare loop of ``numpy_epoch``, after checking that it computes what fnn's public loop
+    computes (40 steps)."""
+    lr = 1e-3 if optimizer == "adam" else 0.01
+    ours = bench.fnn_epoch(sizes, activation=activation, optimizer=optimizer, learning_rate=lr,
+                           dtype="float32")(x[:640], y[:640], 16)  # fmt: skip
+    bare = numpy_epoch(sizes, activation, optimizer)
+    gap = float(np.abs(flatten(ours)[0] - bare(x[:640], y[:640], 16)).max())
+    if gap > 1e-5:
+        raise SystemExit(f"the bare NumPy loop differs from fnn's by {gap:.2e}: fix it first")
+    return bare
 
 
 def fit_epoch(x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
@@ -64,16 +152,18 @@ def main() -> None:
     args = parser.parse_args()
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
 
+    x, y, _ = bench.workload("fashion_mnist", 60_000, 784, 10, "float32", args.data_dir)
+    bare = check_numpy_epoch(x, y, SIZES, "tanh", "adam")
     result = bench.run(
         SIZES, batch_sizes=batch_sizes, repeats=args.repeats, vs_torch=True, vs_jax=True,
-        data_dir=args.data_dir,
+        extra_peers={"numpy": bare}, data_dir=args.data_dir,
     )  # fmt: skip
     print(f"{result['machine']}; BLAS: {result['blas']}; data: {result['data']}")
     print(f"matmul roofline {result['roofline_gflops']:.0f} GFLOP/s; "
           f"{result['flops_per_sample'] / 1e6:.3f} MFLOP per sample")  # fmt: skip
-    x, y, _ = bench.workload("fashion_mnist", 60_000, 784, 10, "float32", args.data_dir)
     columns = ("batch", "fnn s", "jax s", "fnn/jax", "torch s", "fnn/torch", "gemm s",
-               "fnn/gemm", "jax/gemm", "fit s", "fit/loop", "sklearn s")  # fmt: skip
+               "fnn/gemm", "jax/gemm", "numpy s", "fnn/numpy", "numpy/jax", "fit s", "fit/loop",
+               "sklearn s")  # fmt: skip
     print(" ".join(f"{c:>9}" for c in columns))
     nan = float("nan")
     for row in result["rows"]:
@@ -85,20 +175,29 @@ def main() -> None:
             row.get("torch_epoch_seconds", nan), row.get("ratio_to_torch", nan),
             row["gemm_epoch_seconds"], row["ratio_to_gemm"],
             row.get("jax_epoch_seconds", nan) / row["gemm_epoch_seconds"],
+            row["numpy_epoch_seconds"], row["ratio_to_numpy"],
+            row["numpy_epoch_seconds"] / row.get("jax_epoch_seconds", nan),
             train, train / row["epoch_seconds"],
         ]  # fmt: skip
         print(f"{batch:>9} " + " ".join(f"{c:>9.3f}" for c in cells)
               + f" {'-' if sk is None else f'{sk:.3f}':>9}")  # fmt: skip
 
+    course = [784, 500, 250, 100, 10]
+    bare = check_numpy_epoch(x, y, course, "sigmoid", "sgd")
     baseline = bench.run(
-        [784, 500, 250, 100, 10], batch_sizes=[64], activation="sigmoid", optimizer="sgd",
-        learning_rate=0.01, repeats=args.repeats, vs_torch=True, data_dir=args.data_dir,
+        course, batch_sizes=[64], activation="sigmoid", optimizer="sgd", learning_rate=0.01,
+        repeats=args.repeats, vs_torch=True, extra_peers={"numpy": bare}, data_dir=args.data_dir,
     )["rows"][0]  # fmt: skip
+    torch_seconds, numpy_seconds = (
+        baseline.get("torch_epoch_seconds", nan),
+        baseline["numpy_epoch_seconds"],
+    )
     print(
         f"course baseline (784-500-250-100-10 sigmoid, SGD lr 0.01, batch 64): fnn "
         f"{baseline['epoch_seconds']:.3f} s, torch {baseline.get('torch_epoch_seconds', nan):.3f}"
         f" s, fnn/torch {baseline.get('ratio_to_torch', nan):.2f}, gemm "
-        f"{baseline['gemm_epoch_seconds']:.3f} s"
+        f"{baseline['gemm_epoch_seconds']:.3f} s, bare numpy {numpy_seconds:.3f} s "
+        f"(numpy/torch {numpy_seconds / torch_seconds:.2f})"
     )
 
 

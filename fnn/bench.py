@@ -113,10 +113,11 @@ def workload(
 
 def fnn_epoch(
     sizes, *, activation: str, optimizer: str, learning_rate: float, dtype: str
-) -> Callable[[np.ndarray, np.ndarray, int], None]:
-    """One epoch of the public loop (``grads -> opt.update -> apply_updates``) per call."""
+) -> Callable[[np.ndarray, np.ndarray, int], Any]:
+    """One epoch of the public loop (``grads -> opt.update -> apply_updates``) per call,
+    returning the final params."""
 
-    def run(x: np.ndarray, y: np.ndarray, batch_size: int) -> None:
+    def run(x: np.ndarray, y: np.ndarray, batch_size: int) -> Any:
         params = fnn.init_mlp(sizes, seed=0, dtype=dtype)
         opt = fnn.optimizers.get(optimizer, learning_rate=learning_rate)
         state = opt.init(params)
@@ -125,6 +126,7 @@ def fnn_epoch(
             loss, grads = fnn.grads(params, xb, yb, activation=activation)
             updates, state = opt.update(grads, state, params, loss=loss)
             params = fnn.apply_updates(params, updates)
+        return params
 
     return run
 
@@ -302,12 +304,14 @@ def run(
     vs_torch: bool = False,
     vs_jax: bool = False,
     floor: bool = True,
+    extra_peers: dict[str, Callable[[np.ndarray, np.ndarray, int], None]] | None = None,
     dataset: str | None = "fashion_mnist",
     data_dir=None,
     on_row: Callable[[dict], None] | None = None,
 ) -> dict[str, Any]:
     """Time one epoch of ``samples`` per batch size (median of ``repeats`` after a warm-up;
-    fnn, the GEMM floor (with ``floor``), torch and JAX interleaved), and return rows and
+    fnn, the GEMM floor (with ``floor``), torch, JAX and any ``extra_peers`` (name -> epoch
+    function, as a benchmark script's own reference loop) interleaved), and return rows and
     machine facts as a JSON-ready dict."""
     sizes = list(sizes)
     x, y, source = workload(dataset, samples, sizes[0], sizes[-1], dtype, data_dir)
@@ -319,6 +323,7 @@ def run(
         "gemm": gemm_epoch(sizes, dtype=dtype) if floor else None,
         "torch": torch_epoch(sizes, **hparams) if vs_torch else None,
         "jax": jax_epoch(sizes, **hparams) if vs_jax else None,
+        **(extra_peers or {}),
     }
     peers = {name: epoch for name, epoch in peers.items() if epoch is not None}
     roofline = matmul_roofline(dtype)

@@ -96,3 +96,17 @@ def test_vs_torch_reports_a_ratio(capsys):
 def test_bad_input(args, capsys):
     assert main(["bench", *args]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_extra_peers_are_timed_interleaved_with_a_ratio():
+    calls = []
+
+    def peer(x, y, batch_size):
+        calls.append((len(x), batch_size))
+
+    result = bench.run([20, 8, 4], batch_sizes=[16], samples=160, repeats=2, dataset=None,
+                       floor=False, extra_peers={"mine": peer})  # fmt: skip
+    row = result["rows"][0]
+    assert calls == [(160, 16)] * 3  # the warm-up (20 batches cover all 160), then 2 repeats
+    assert row["ratio_to_mine"] == row["epoch_seconds"] / row["mine_epoch_seconds"]
+    assert "gemm_epoch_seconds" not in row
