@@ -76,9 +76,10 @@ class Interval:
                 return False
         return True
 
-    def describe(self) -> str:
-        """The accepted values as a user reads them: "> 0", ">= 1", "in [0, 1)"."""
-        words = "an integer " if self.kind is int else ""
+    def describe(self, *, kind: bool = True) -> str:
+        """The accepted values as a user reads them: "> 0", "an integer >= 1", "in [0, 1)"
+        (without "an integer" when ``kind`` is false)."""
+        words = "an integer " if self.kind is int and kind else ""
         left, right = self.closed in ("both", "left"), self.closed in ("both", "right")
         if self.low is not None and self.high is not None:
             brackets = ("[" if left else "(", "]" if right else ")")
@@ -106,7 +107,7 @@ class Interval:
         if not is_number(value):
             raise ConstraintError(name, f"must be a number; got {value!r}")
         if not self.contains(float(value)):
-            raise ConstraintError(name, f"must be {self.describe()}; got {value!r}")
+            raise ConstraintError(name, f"must be {self.describe(kind=False)}; got {value!r}")
         return int(value) if self.kind is int else float(value)
 
     def sample_kind(self) -> str:
@@ -145,7 +146,43 @@ class OneOf:
         return "str"
 
 
-Constraint = Interval | OneOf
+class Widths:
+    """Hidden-layer widths: one or more integers >= 1, as a list, a tuple or text such as
+    "512,256"; None when ``optional``."""
+
+    kind = tuple
+
+    def __init__(self, *, optional: bool = False):
+        self.optional = optional
+
+    def __repr__(self) -> str:
+        return "Widths()"
+
+    def describe(self) -> str:
+        return "positive widths such as 512,256"
+
+    def check(self, name: str, value: Any) -> Any:
+        if value is None and self.optional:
+            return None
+        widths = value
+        if isinstance(value, str):
+            try:
+                widths = [int(part) for part in value.split(",") if part.strip()]
+            except ValueError:
+                widths = None
+        if (
+            not isinstance(widths, list | tuple)
+            or not widths
+            or not all(is_integer(w) and w >= 1 for w in widths)
+        ):
+            raise ConstraintError(name, f"must be {self.describe()}; got {value!r}")
+        return tuple(int(w) for w in widths)
+
+    def sample_kind(self) -> str:
+        return "tuple"
+
+
+Constraint = Interval | OneOf | Widths
 
 # The ranges most settings share.
 POSITIVE = Interval(float, 0, None, closed="neither")

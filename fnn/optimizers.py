@@ -18,14 +18,16 @@ Adding an optimizer is one factory below plus one line in ``OPTIMIZERS``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
-import numbers
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from fnn.constraints import NON_NEGATIVE, POSITIVE, UNIT, Constraint, ConstraintError
 from fnn.registry import lookup
 from fnn.tree import Layout, Params, flatten, layout_of
 
@@ -70,17 +72,32 @@ class EveState(NamedTuple):
     smoothed_loss: float  # f-hat_{t-1}
 
 
-def _check(name: str, value: float, low: float, high: float = math.inf, *, closed_low=True):
-    """``value`` as a Python float if ``low <= value < high`` (``low < value`` if not
-    closed_low), else ``ValueError``. Python floats keep float32 state float32 (NEP 50)."""
-    bracket = "[" if closed_low else "("
-    if not isinstance(value, numbers.Real) or isinstance(value, bool | np.bool_):
-        raise ValueError(f"{name} must be a number in {bracket}{low}, {high}), got {value!r}")
-    value = float(value)
-    above = value >= low if closed_low else value > low
-    if not (above and value < high):
-        raise ValueError(f"{name} must be in {bracket}{low}, {high}), got {value!r}")
-    return value
+Factory = Callable[..., Optimizer]
+
+
+def constrained(**table: Constraint) -> Callable[[Factory], Factory]:
+    """Declare the valid values of an optimizer factory's hyperparameters, next to it (as
+    scikit-learn's ``_parameter_constraints``). The factory then receives its arguments checked
+    and as Python floats (which keep float32 state float32, NEP 50), and a bad one raises
+    ``ConstraintError`` (a ``ValueError``) naming it. ``fnn train``'s options and help, its config
+    check and the sweep check read the same table through ``constraints(name)``."""
+
+    def declare(factory: Factory) -> Factory:
+        signature = inspect.signature(factory)
+        if set(signature.parameters) != set(table):
+            raise TypeError(f"{factory.__name__}: constraints for {sorted(signature.parameters)}")
+
+        @functools.wraps(factory)
+        def checked(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            values = {name: table[name].check(name, v) for name, v in bound.arguments.items()}
+            return factory(**values)
+
+        checked.constraints = dict(table)
+        return checked
+
+    return declare
 
 
 # A rule is ``rule(g, state, new, loss) -> (updates, state)`` on flat arrays: ``g`` is the
@@ -163,10 +180,9 @@ def _moments(g, state, new, beta1: float, beta2: float) -> tuple[np.ndarray, ...
     return first, second, scratch
 
 
+@constrained(learning_rate=POSITIVE, weight_decay=NON_NEGATIVE)
 def sgd(learning_rate: float, weight_decay: float = 0.0) -> Optimizer:
     """Plain gradient descent, as ``torch.optim.SGD(lr, momentum=0)``: update = -lr g."""
-    learning_rate = _check("learning_rate", learning_rate, 0, closed_low=False)
-    weight_decay = _check("weight_decay", weight_decay, 0)
 
     def rule(g, state, new, loss):
         return np.multiply(g, -learning_rate, out=new()), state
@@ -179,14 +195,12 @@ def _zeros(state_type: type, *moments: str, **scalars) -> Callable[[Layout], Any
     return lambda layout: state_type(**scalars, **{name: layout.zeros() for name in moments})
 
 
+@constrained(learning_rate=POSITIVE, momentum=UNIT, weight_decay=NON_NEGATIVE)
 def momentum(learning_rate: float, momentum: float = 0.9, weight_decay: float = 0.0) -> Optimizer:
     """Classical (Polyak 1964) momentum, as ``torch.optim.SGD(lr, momentum=mu)``, undamped.
 
     b_t = mu b_{t-1} + g_t  (b_0 = 0, so b_1 = g_1 as in torch);  update = -lr b_t.
     """
-    learning_rate = _check("learning_rate", learning_rate, 0, closed_low=False)
-    momentum = _check("momentum", momentum, 0, 1)
-    weight_decay = _check("weight_decay", weight_decay, 0)
 
     def rule(g, state, new, loss):
         velocity = np.multiply(state.velocity, momentum, out=new("velocity"))
@@ -198,15 +212,13 @@ def momentum(learning_rate: float, momentum: float = 0.9, weight_decay: float = 
     )
 
 
+@constrained(learning_rate=POSITIVE, momentum=UNIT, weight_decay=NON_NEGATIVE)
 def nag(learning_rate: float, momentum: float = 0.9, weight_decay: float = 0.0) -> Optimizer:
     """Nesterov momentum in PyTorch's form, ``torch.optim.SGD(lr, momentum=mu, nesterov=True)``
     (Sutskever et al. 2013, rewritten so the parameters are the look-ahead point).
 
     b_t = mu b_{t-1} + g_t;  update = -lr (g_t + mu b_t).
     """
-    learning_rate = _check("learning_rate", learning_rate, 0, closed_low=False)
-    momentum = _check("momentum", momentum, 0, 1)
-    weight_decay = _check("weight_decay", weight_decay, 0)
 
     def rule(g, state, new, loss):
         velocity = np.multiply(state.velocity, momentum, out=new("velocity"))
@@ -221,6 +233,7 @@ def nag(learning_rate: float, momentum: float = 0.9, weight_decay: float = 0.0) 
     )
 
 
+@constrained(learning_rate=POSITIVE, beta=UNIT, epsilon=POSITIVE, weight_decay=NON_NEGATIVE)
 def rmsprop(
     learning_rate: float, beta: float = 0.9, epsilon: float = 1e-8, weight_decay: float = 0.0
 ) -> Optimizer:
@@ -229,10 +242,6 @@ def rmsprop(
     epsilon outside the square root, no bias correction. (The default beta = 0.9 is Hinton's;
     torch's alpha defaults to 0.99.)
     """
-    learning_rate = _check("learning_rate", learning_rate, 0, closed_low=False)
-    beta = _check("beta", beta, 0, 1)
-    epsilon = _check("epsilon", epsilon, 0, closed_low=False)
-    weight_decay = _check("weight_decay", weight_decay, 0)
 
     def rule(g, state, new, loss):
         scratch = np.multiply(g, g, out=new())
@@ -245,19 +254,15 @@ def rmsprop(
     return _lift(RMSpropState, ("second_moment",), init_state, rule, weight_decay)
 
 
-def _check_adam(learning_rate, beta1, beta2, epsilon, weight_decay) -> tuple[float, ...]:
-    return (
-        _check("learning_rate", learning_rate, 0, closed_low=False),
-        _check("beta1", beta1, 0, 1),
-        _check("beta2", beta2, 0, 1),
-        _check("epsilon", epsilon, 0, closed_low=False),
-        _check("weight_decay", weight_decay, 0),
-    )
+# Adam's family: (learning rate, beta1, beta2, epsilon, weight decay)
+ADAM = MappingProxyType(dict(learning_rate=POSITIVE, beta1=UNIT, beta2=UNIT, epsilon=POSITIVE,
+                            weight_decay=NON_NEGATIVE))  # fmt: skip
 
 
 ADAM_MOMENTS = ("first_moment", "second_moment")
 
 
+@constrained(**ADAM)
 def adam(
     learning_rate: float,
     beta1: float = 0.9,
@@ -270,9 +275,6 @@ def adam(
     m_t, v_t as in the paper;  update = -(lr / (1 - beta1^t)) m_t / (sqrt(v_t) / sqrt(1 - beta2^t)
     + eps), i.e. -lr m-hat / (sqrt(v-hat) + eps), in torch's arrangement of the bias corrections.
     """
-    learning_rate, beta1, beta2, epsilon, weight_decay = _check_adam(
-        learning_rate, beta1, beta2, epsilon, weight_decay
-    )
 
     def rule(g, state, new, loss):
         count = state.count + 1
@@ -286,6 +288,7 @@ def adam(
                  weight_decay)  # fmt: skip
 
 
+@constrained(**ADAM)
 def nadam(
     learning_rate: float,
     beta1: float = 0.9,
@@ -302,9 +305,6 @@ def nadam(
     (torch.optim.NAdam uses the decaying schedule mu_t = beta1 (1 - 0.96^(t psi) / 2); it equals
     this rule only as momentum_decay psi -> infinity.)
     """
-    learning_rate, beta1, beta2, epsilon, weight_decay = _check_adam(
-        learning_rate, beta1, beta2, epsilon, weight_decay
-    )
 
     def rule(g, state, new, loss):
         count = state.count + 1
@@ -323,6 +323,7 @@ def nadam(
                  weight_decay)  # fmt: skip
 
 
+@constrained(**ADAM, beta3=UNIT, k=POSITIVE, K=POSITIVE)
 def eve(
     learning_rate: float,
     beta1: float = 0.9,
@@ -346,12 +347,8 @@ def eve(
     placement of eps, not the authors' Keras code's ``lr_t`` form). With ``weight_decay`` the
     feedback still sees the loss the caller passes (the data loss), not the L2 term.
     """
-    learning_rate, beta1, beta2, epsilon, weight_decay = _check_adam(
-        learning_rate, beta1, beta2, epsilon, weight_decay
-    )
-    beta3 = _check("beta3", beta3, 0, 1)
-    k = _check("k", k, 0, closed_low=False)
-    K = _check("K", K, k, closed_low=False)  # noqa: N806 - the paper's name
+    if not K > k:
+        raise ConstraintError("K", f"must be > k = {k:g}; got {K!r}")
 
     def feedback(state: EveState, f: float) -> tuple[float, float]:
         """(d_t, f-hat_{t-1}) from the previous state and the current loss f_t."""
@@ -398,7 +395,23 @@ OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
 
 def hyperparameters(name: str) -> list[str]:
     """The keyword arguments the optimizer called ``name`` takes."""
-    return list(inspect.signature(lookup(OPTIMIZERS, name, "optimizer")).parameters)
+    return list(constraints(name))
+
+
+def constraints(name: str) -> dict[str, Constraint]:
+    """The valid values of each hyperparameter of the optimizer ``name``, as its factory
+    declares them (``@constrained``); its defaults are ``defaults(name)``."""
+    factory = lookup(OPTIMIZERS, name, "optimizer")
+    table = getattr(factory, "constraints", None)
+    if table is None:
+        raise TypeError(f"optimizer {name}: its factory must declare @constrained(...) ranges")
+    return dict(table)
+
+
+def defaults(name: str) -> dict[str, float]:
+    """The default of each hyperparameter of ``name`` that has one (learning_rate has none)."""
+    parameters = inspect.signature(lookup(OPTIMIZERS, name, "optimizer")).parameters
+    return {k: p.default for k, p in parameters.items() if p.default is not inspect.Parameter.empty}
 
 
 def get(name: str, **hparams: float) -> Optimizer:

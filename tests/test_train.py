@@ -5,7 +5,16 @@ import pytest
 
 import fnn
 from fnn import data, metrics
-from fnn.train import RANGES, ConfigError, TrainConfig, TrainingDiverged, fit, train_step, validate
+from fnn.train import (
+    CONSTRAINTS,
+    OPTIMIZER_FIELDS,
+    ConfigError,
+    TrainConfig,
+    TrainingDiverged,
+    fit,
+    train_step,
+    validate,
+)
 
 
 def blobs(n=600, classes=3, features=12, seed=0, noise=1.0):
@@ -140,7 +149,7 @@ def test_validation_names_the_option_and_range(name, value):
 def test_validation_lowercases_choices_and_covers_every_range():
     config = validate(TrainConfig(activation="ReLU", weight_init="Xavier", optimizer="NAG"))
     assert (config.activation, config.weight_init, config.optimizer) == ("relu", "xavier", "nag")
-    assert {name for name, _, _ in RANGES} >= {
+    assert {*CONSTRAINTS, *OPTIMIZER_FIELDS} >= {
         "epochs", "batch_size", "num_layers", "hidden_size", "learning_rate", "momentum",
         "beta", "beta1", "beta2", "epsilon", "weight_decay", "val_fraction", "dropout",
     }  # fmt: skip

@@ -1,0 +1,31 @@
+"""The ``fnn`` command line (Typer): every command is a thin layer over the library.
+
+Errors are one line on stderr: exit code 2 for bad input, 1 for a run that failed. The command
+line needs the ``cli`` extra (Typer, Rich, W&B, Optuna, matplotlib, ...): without it, ``fnn``
+says in one line what to install.
+"""
+
+from __future__ import annotations
+
+import sys
+
+EXTRA = "pip install 'fnn[cli]'"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: the process's arguments); returns the exit code."""
+    try:
+        from fnn.cli.commands import run
+    except ModuleNotFoundError as error:
+        print(f"fnn: the command line needs {error.name}, which is missing: {EXTRA}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return run(argv)
+
+
+def __getattr__(name: str):
+    if name == "app":  # the Typer app with every command, for tests and tools
+        from fnn.cli.commands import app
+
+        return app
+    raise AttributeError(f"module 'fnn.cli' has no attribute {name!r}")

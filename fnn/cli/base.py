@@ -1,0 +1,84 @@
+"""The ``fnn`` command line's shared parts: the Typer app, the consoles, the two kinds of
+one-line failure, small option parsers, and ``run``, which turns every error into one line on
+stderr (exit code 2 for bad input, 1 for a run that failed, 130 when interrupted)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich import get_console
+from rich.console import Console
+
+from fnn.registry import lookup
+from fnn.train import TrainConfig
+
+app = typer.Typer(
+    help="fnn: train and compare MLPs and optimizers, in pure NumPy.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = get_console()  # the console the progress bar draws on, so prints interleave
+errors = Console(stderr=True)
+DEFAULT = TrainConfig()
+
+
+class UsageFailure(Exception):
+    """Bad input found after parsing: reported in one line with exit code 2."""
+
+
+class RunFailure(Exception):
+    """A run that could not complete (no data, divergence): one line, exit code 1."""
+
+
+def _parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise typer.BadParameter("expected at least two positive sizes: n_in,...,n_out")
+    return sizes
+
+
+def _choice(value: str, registry: dict, kind: str) -> str:
+    """``value``'s registry name, or a usage error that lists the valid ones."""
+    try:
+        lookup(registry, value, kind)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    return value.lower()
+
+
+@app.callback()
+def main_callback() -> None:
+    """fnn: train and compare MLPs and optimizers, in pure NumPy."""
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI; errors become one line on stderr (exit 2: bad input, 1: failed run)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        result = app(args=args or ["--help"], prog_name="fnn", standalone_mode=False)
+    except typer.Abort:
+        errors.print("aborted", highlight=False)
+        return 130
+    except typer.TyperException as error:  # click's usage errors, as Typer vendors them
+        context = getattr(error, "ctx", None)
+        prefix = f"{context.command_path}: " if context is not None else "fnn: "
+        errors.print(
+            f"{prefix}{error.format_message()}", highlight=False, markup=False, soft_wrap=True
+        )
+        return error.exit_code
+    except UsageFailure as error:
+        errors.print(f"fnn: {error}", highlight=False, markup=False, soft_wrap=True)
+        return 2
+    except RunFailure as error:
+        errors.print(f"fnn: {error}", highlight=False, markup=False, soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        errors.print("interrupted", highlight=False)
+        return 130
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,300 @@
+"""``fnn train``, ``fnn evaluate`` and ``fnn samples``: training a configuration, and looking
+at a checkpoint or at the data."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from fnn import checkpoint, data, tracking
+from fnn.cli.base import RunFailure, UsageFailure, app, console, errors
+from fnn.cli.options import CLI_ONLY, accepts, extra_hyperparameters, train_parameters
+from fnn.train import (
+    FIELDS,
+    ConfigError,
+    TrainConfig,
+    TrainingDiverged,
+    load_splits,
+    validate,
+)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise UsageFailure(f"--config {path}: cannot read it ({error})".splitlines()[0]) from None
+    if not isinstance(values, dict):
+        raise UsageFailure(f"--config {path}: expected a mapping of option: value")
+    valid = (FIELDS | set(CLI_ONLY) | set(extra_hyperparameters())) - {"extra", "config"}
+    unknown = sorted(set(values) - valid)
+    if unknown:
+        raise UsageFailure(
+            f"--config {path}: unknown key(s) {', '.join(unknown)}; "
+            f"valid: {', '.join(sorted(valid))}"
+        )
+    return values
+
+
+def _merge(ctx: typer.Context, flags: dict[str, Any], config_file: Path | None) -> dict[str, Any]:
+    """Defaults, then the values of ``--config``, then the flags given on the command line."""
+    from_file = _read_config_file(config_file) if config_file else {}
+    merged = {}
+    for name, value in flags.items():
+        source = ctx.get_parameter_source(name)
+        given = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+        merged[name] = value if given or name not in from_file else from_file[name]
+    return merged
+
+
+def build_config(values: dict[str, Any]) -> TrainConfig:
+    """A validated ``TrainConfig`` from merged option values (CLI-only keys go to ``extra``,
+    the hyperparameters that are not fields to ``hparams``)."""
+    fields = {k: v for k, v in values.items() if k in FIELDS and k not in ("extra", "hparams")}
+    hparams = dict(values.get("hparams") or {})
+    hparams.update({k: values[k] for k in extra_hyperparameters() if values.get(k) is not None})
+    fields["hparams"] = hparams
+    kind = str(values.get("tracker", "wandb")).lower()
+    values["tracker"] = kind
+    if kind not in tracking.TRACKERS:
+        raise ConfigError("tracker", f"must be one of {', '.join(tracking.TRACKERS)}; got {kind!r}")
+    data_dir = values.get("data_dir")
+    if data_dir is not None and not Path(str(data_dir)).expanduser().is_dir():
+        raise ConfigError("data_dir", f"must be an existing folder; {data_dir} is not one")
+    extra = {k: v for k, v in values.items() if k in CLI_ONLY and k not in ("quiet", "config")}
+    return validate(TrainConfig(**fields, extra=extra))
+
+
+def _print_epoch(record: dict[str, Any]) -> None:
+    console.print(
+        f"epoch {record['epoch']:>3}  train loss {record['train_loss']:.4f} "
+        f"acc {record['train_accuracy']:.2%}  val loss {record['val_loss']:.4f} "
+        f"acc {record['val_accuracy']:.2%}  ({record['seconds']:.1f} s)"
+    )
+
+
+def run_training(values: dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:
+    """Train, evaluate on the test set once, save if asked; returns the summary."""
+    from fnn import metrics
+    from fnn.train import fit
+
+    config = build_config(values)
+    save_dir = values.get("save")
+    if save_dir:
+        try:
+            checkpoint.check_writable(save_dir)
+        except checkpoint.CheckpointError as error:
+            raise UsageFailure(str(error)) from None
+    show_progress = not quiet and console.is_terminal
+    try:
+        splits = load_splits(config, progress=show_progress)
+    except data.DataError as error:
+        raise RunFailure(str(error)) from None
+    class_names = data.class_names(config.dataset, config.classes)
+    if not quiet:
+        sizes = [splits.x_train.shape[1], *config.hidden_layers(), len(class_names)]
+        console.print(
+            f"{config.dataset}: {len(splits.y_train)} train, {len(splits.y_val)} val, "
+            f"{len(splits.y_test)} test; MLP {sizes} {config.activation}, {config.optimizer} "
+            f"lr {config.learning_rate:g}, batch {config.batch_size}, {config.epochs} epochs"
+        )
+    tracker = tracking.start(
+        values.get("tracker", "wandb"),
+        config.to_dict(),
+        project=values.get("wandb_project") or "fnn",
+        entity=values.get("wandb_entity"),
+        say=lambda line: errors.print(line, highlight=False, markup=False, soft_wrap=True),
+    )
+    try:
+        params, history = fit(
+            config,
+            splits,
+            tracker=tracker,
+            progress=show_progress,
+            on_epoch=None if quiet else _print_epoch,
+        )
+        test = metrics.evaluate(
+            params, splits.x_test, splits.y_test, activation=config.activation, loss=config.loss
+        )
+        summary = _summarise(config, history, test)
+        tracker.summary(summary)
+        _log_confusion(tracker, splits.y_test, test, class_names, config.dataset)
+    except TrainingDiverged as error:
+        raise RunFailure(str(error)) from None
+    finally:
+        tracker.finish()
+    history["test"] = {"loss": test["loss"], "accuracy": test["accuracy"]}
+    console.print(
+        f"val accuracy {summary['val_accuracy']:.2%}  test accuracy {summary['test_accuracy']:.2%}"
+        f"  (test loss {summary['test_loss']:.4f}; {summary['train_seconds']:.1f} s training)"
+    )
+    if save_dir:
+        path = checkpoint.save(save_dir, params, config.to_dict(), history)
+        if not quiet:
+            console.print(f"saved to {path} (inspect with `fnn evaluate {path}`)")
+    return summary
+
+
+def _summarise(config: TrainConfig, history: dict[str, Any], test: dict[str, Any]) -> dict:
+    last = history["epochs"][-1]
+    best = history["epochs"][history["best_epoch"] - 1] if config.patience else last
+    return {
+        "val_accuracy": best["val_accuracy"],
+        "val_loss": best["val_loss"],
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "epochs_run": len(history["epochs"]),
+        "train_seconds": sum(e["seconds"] for e in history["epochs"]),
+    }
+
+
+def _log_confusion(tracker, labels, test: dict[str, Any], class_names, dataset: str) -> None:
+    """W&B's stock confusion chart plus our normalised figure that names the confused pairs."""
+    if isinstance(tracker, tracking.NoTracker):
+        return
+    from fnn import plots
+
+    tracker.confusion("confusion", labels, test["predictions"], class_names)
+    with tempfile.TemporaryDirectory() as folder:
+        figure = plots.confusion_figure(
+            test["confusion"], class_names, Path(folder) / "confusion.png", title=f"{dataset} test"
+        )
+        tracker.image("confusion_matrix", figure, caption="rows normalised per true class")
+
+
+def train(ctx: typer.Context, **options: Any) -> None:
+    """Train an MLP, report validation and test accuracy, optionally save it."""
+    config_file = options.pop("config")
+    values = _merge(ctx, options, config_file)
+    if values["save"] is not None:
+        values["save"] = str(values["save"])
+    try:
+        run_training(values, quiet=bool(values.pop("quiet")))
+    except ConfigError as error:
+        raise UsageFailure(str(error)) from None
+
+
+# The options are built from the settings' table when the command line starts, so an optimizer
+# added to the registry before then brings its hyperparameters, ranges and help with it.
+train.__signature__ = inspect.Signature(
+    [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+     *train_parameters()]
+)  # fmt: skip
+app.command()(train)
+
+
+@app.command()
+def evaluate(
+    directory: Annotated[Path, typer.Argument(help="A checkpoint folder from `fnn train --save`.")],
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="Default: the one it was trained on.")
+    ] = None,
+    data_dir: Annotated[str | None, typer.Option("--data_dir")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a confusion-matrix PNG.")
+    ] = None,
+) -> None:
+    """Test loss, accuracy, per-class precision/recall and the confusion matrix of a checkpoint."""
+    from fnn import metrics
+
+    try:
+        params, config, _ = checkpoint.load(directory)
+    except checkpoint.CheckpointError as error:
+        raise UsageFailure(str(error)) from None
+    settings = {key: value for key, value in config.items() if key in FIELDS and key != "extra"}
+    if dataset is not None:
+        settings["dataset"] = dataset
+    if data_dir is not None:
+        settings["data_dir"] = data_dir
+    try:
+        trained = validate(TrainConfig(**settings))
+        splits = load_splits(trained, progress=not as_json)
+    except ConfigError as error:
+        raise UsageFailure(str(error)) from None
+    except data.DataError as error:
+        raise RunFailure(str(error)) from None
+    name = trained.dataset
+    result = metrics.evaluate(
+        params,
+        splits.x_test,
+        splits.y_test,
+        activation=config.get("activation", "tanh"),
+        loss=config.get("loss", "cross_entropy"),
+    )
+    names = data.class_names(name, trained.classes)
+    report = metrics.report(result, names)
+    if plot is not None:
+        from fnn import plots
+
+        plot = plots.confusion_figure(result["confusion"], names, plot, title=f"{name} test set")
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    console.print(f"{name} test set: loss {report['loss']:.4f}, accuracy {report['accuracy']:.2%}")
+    table = Table(title="per class")
+    for column in ("class", "precision", "recall", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for row in report["per_class"]:
+        table.add_row(
+            row["class"], f"{row['precision']:.3f}", f"{row['recall']:.3f}", str(row["support"])
+        )
+    console.print(table)
+    matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
+    matrix.add_column("")
+    for index in range(len(names)):
+        matrix.add_column(str(index), justify="right")
+    for index, row in enumerate(result["confusion"]):
+        matrix.add_row(f"{index} {names[index]}", *(str(v) for v in row))
+    console.print(matrix)
+    pairs = ", ".join(
+        f"{p['true']} → {p['predicted']} ({p['count']})" for p in report["most_confused"][:3]
+    )
+    console.print(f"most confused: {pairs}")
+    if plot is not None:
+        console.print(f"confusion matrix figure: {plot}")
+
+
+@app.command()
+def samples(
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help=accepts("dataset"))
+    ] = "fashion_mnist",
+    out: Annotated[Path, typer.Option("--out", help="PNG to write.")] = Path("samples.png"),
+    data_dir: Annotated[str | None, typer.Option("--data_dir")] = None,
+    log: Annotated[bool, typer.Option("--log", help="Also log the grid to W&B.")] = False,
+    wandb_project: Annotated[str, typer.Option("--wandb_project", "-wp")] = "fnn",
+    wandb_entity: Annotated[str | None, typer.Option("--wandb_entity", "-we")] = None,
+) -> None:
+    """One training image per class in a labelled grid."""
+    from fnn import plots
+
+    name = dataset.lower()
+    if name not in data.DATASETS:
+        raise UsageFailure(f"--dataset must be one of {', '.join(data.DATASETS)}; got {dataset!r}")
+    try:
+        (x_train, y_train), _ = data.load(name, data_dir=data_dir)
+    except data.DataError as error:
+        raise RunFailure(str(error)) from None
+    path = plots.sample_grid(x_train, y_train, data.CLASS_NAMES[name], out, title=name)
+    console.print(f"wrote {path}")
+    if log:
+        tracker = tracking.start(
+            "wandb",
+            {"dataset": name},
+            project=wandb_project,
+            entity=wandb_entity,
+            name=f"samples_{name}",
+            job_type="samples",
+            say=lambda line: errors.print(line, highlight=False, markup=False, soft_wrap=True),
+        )
+        tracker.image("samples", path, caption=f"one {name} training image per class")
+        tracker.finish()

@@ -1,0 +1,35 @@
+"""Training: what a run is (``TrainConfig`` and the table of valid values), the pure step
+built from the core (``train_step``), and ``fit``, which runs the epochs of a configuration
+over a train/validation split and returns the parameters and their history."""
+
+from fnn.train.config import (
+    CONSTRAINTS,
+    DTYPES,
+    FIELDS,
+    OPTIMIZER_FIELDS,
+    ConfigError,
+    TrainConfig,
+    constraint,
+    hyperparameter_constraint,
+    hyperparameter_names,
+    load_splits,
+    takers,
+    validate,
+)
+from fnn.train.loop import fit
+from fnn.train.step import (
+    SCHEDULES,
+    TrainingDiverged,
+    all_finite,
+    constant,
+    cosine_decay,
+    scale_updates,
+    train_step,
+)
+
+__all__ = [
+    "CONSTRAINTS", "DTYPES", "FIELDS", "OPTIMIZER_FIELDS", "SCHEDULES", "ConfigError",
+    "TrainConfig", "TrainingDiverged", "all_finite", "constant", "constraint", "cosine_decay",
+    "fit", "hyperparameter_constraint", "hyperparameter_names", "load_splits", "scale_updates",
+    "takers", "train_step", "validate",
+]  # fmt: skip

@@ -1,0 +1,215 @@
+"""``fit``: the epochs of a configuration over a train/validation split — the donating step,
+the learning-rate schedule, per-epoch evaluation, early stopping — returning the parameters and
+their history."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fnn import data, metrics, optimizers
+from fnn.model import init_mlp
+from fnn.tracking import NoTracker, Tracker
+from fnn.train.config import TrainConfig, load_splits, validate
+from fnn.train.step import SCHEDULES, TrainingDiverged, train_step
+from fnn.tree import Params, flatten
+
+
+@dataclass
+class _Run:
+    """Everything a run carries from one step to the next."""
+
+    params: Params
+    opt_state: Any
+    batch_rng: np.random.Generator
+    dropout_rng: np.random.Generator | None
+    history: dict[str, Any] = field(
+        default_factory=lambda: {
+            "epochs": [],
+            "steps": [],
+            "best_epoch": None,
+            "stopped_early": False,
+        }  # fmt: skip
+    )
+    global_step: int = 0
+    loss_sum: float = 0.0
+    loss_count: int = 0
+    best_loss: float = math.inf
+    best_params: Params | None = None
+    stale: int = 0  # epochs since the validation loss last fell
+
+
+def _copy(params: Params) -> Params:
+    """A copy of ``params`` that later donated steps cannot overwrite."""
+    flat, layout = flatten(params)
+    return layout.unpack(flat.copy())
+
+
+def _progress(enabled: bool):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def _start(config: TrainConfig, splits: data.Splits) -> tuple[_Run, optimizers.Optimizer]:
+    """The initial parameters and optimizer state, and the generators of batch order and
+    dropout, each from its own stream of ``config.seed``."""
+    init_seed, batch_seed, dropout_seed = np.random.SeedSequence(config.seed).spawn(3)
+    num_classes = int(max(splits.y_train.max(), splits.y_val.max())) + 1
+    sizes = [splits.x_train.shape[1], *config.hidden_layers(), num_classes]
+    params = init_mlp(
+        sizes, init=config.weight_init, seed=np.random.default_rng(init_seed), dtype=config.dtype
+    )
+    optimizer = optimizers.get(config.optimizer, **config.optimizer_hparams())
+    run = _Run(
+        params=params,
+        opt_state=optimizer.init(params),
+        batch_rng=np.random.default_rng(batch_seed),
+        dropout_rng=np.random.default_rng(dropout_seed) if config.dropout else None,
+    )
+    return run, optimizer
+
+
+def fit(
+    config: TrainConfig,
+    splits: data.Splits | None = None,
+    *,
+    tracker: Tracker | None = None,
+    progress: bool = False,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[Params, dict[str, Any]]:
+    """Train ``config`` on ``splits`` (loaded from ``config.dataset`` when not given).
+
+    Per epoch the history holds train and validation loss and accuracy (evaluation passes with
+    the epoch's final parameters, no dropout) and the training time; every ``log_every`` steps
+    the mean minibatch loss since the previous record (``running_train_loss``). With
+    ``patience``, training stops after that many epochs without a lower validation loss and
+    the best parameters are returned. ``lr_schedule="cosine"`` decays the learning rate to
+    zero over all ``epochs`` (``cosine_decay``, per update).
+    Raises ``TrainingDiverged`` as soon as a minibatch loss or a gradient is not finite.
+    """
+    config = validate(config)
+    tracker = tracker or NoTracker()
+    if splits is None:
+        splits = load_splits(config, progress=progress)
+    run, optimizer = _start(config, splits)
+    step = train_step(  # fit owns params and opt_state: each step reuses their memory
+        optimizer, activation=config.activation, loss=config.loss, dropout=config.dropout,
+        donate=True,
+    )  # fmt: skip
+    shuffled = np.empty_like(splits.x_train)  # every epoch's shuffled copy of the training set
+    steps_per_epoch = -(-len(splits.y_train) // config.batch_size)
+    # Overflow on the way to a non-finite loss is reported as TrainingDiverged, not as warnings.
+    with _progress(progress) as bar, np.errstate(over="ignore", invalid="ignore"):
+        task = bar.add_task("epoch 1", total=steps_per_epoch * config.epochs, status="")
+        for epoch in range(1, config.epochs + 1):
+            bar.update(task, description=f"epoch {epoch}/{config.epochs}")
+            started = time.perf_counter()
+            for xb, yb in data.batches(
+                splits.x_train, splits.y_train, config.batch_size, run.batch_rng, buffer=shuffled
+            ):
+                _step(run, step, config, epoch, xb, yb, steps_per_epoch * config.epochs, tracker)
+                if progress:  # a disabled bar still costs microseconds per call
+                    if run.global_step % config.log_every == 0:
+                        loss = run.history["steps"][-1]["running_train_loss"]
+                        bar.update(task, status=f"loss {loss:.4f}")
+                    bar.advance(task)
+            record = _end_epoch(run, config, splits, epoch, time.perf_counter() - started)
+            tracker.log(record, step=run.global_step)
+            bar.update(task, status=f"val loss {record['val_loss']:.4f} "
+                                    f"acc {record['val_accuracy']:.2%}")  # fmt: skip
+            if on_epoch is not None:
+                on_epoch(record)
+            if _should_stop(run, config, epoch, record):
+                break
+    return (run.best_params if config.patience is not None else run.params), run.history
+
+
+def _step(run: _Run, step, config: TrainConfig, epoch: int, xb, yb, total: int, tracker) -> None:
+    """One donating update of ``run`` at the schedule's learning rate, and the running loss
+    recorded every ``log_every`` steps."""
+    scale = SCHEDULES[config.lr_schedule](run.global_step, total)
+    try:
+        run.params, run.opt_state, value = step(
+            run.params, run.opt_state, xb, yb, run.dropout_rng, lr_scale=scale
+        )
+    except (optimizers.LossError, TrainingDiverged) as error:
+        # Eve's feedback on a zero loss, or a non-finite loss or gradient: no update was made,
+        # so the params are the last good ones.
+        verb = "diverged" if isinstance(error, TrainingDiverged) else "stopped"
+        raise TrainingDiverged(
+            f"training {verb} at epoch {epoch}, step {run.global_step + 1}: {error}; "
+            f"try a lower learning rate than {config.learning_rate:g}",
+            params=run.params,
+            history=run.history,
+        ) from None
+    run.global_step += 1
+    run.loss_sum, run.loss_count = run.loss_sum + value, run.loss_count + 1
+    if run.global_step % config.log_every == 0:
+        record = {"step": run.global_step, "running_train_loss": run.loss_sum / run.loss_count}
+        run.history["steps"].append(record)
+        tracker.log(record, step=run.global_step)
+        run.loss_sum, run.loss_count = 0.0, 0
+
+
+def _end_epoch(
+    run: _Run, config: TrainConfig, splits: data.Splits, epoch: int, seconds: float
+) -> dict[str, Any]:
+    """The epoch's record: train and validation loss and accuracy of its final parameters."""
+    scores = {
+        part: metrics.evaluate(run.params, x, y, activation=config.activation, loss=config.loss)
+        for part, x, y in (
+            ("train", splits.x_train, splits.y_train),
+            ("val", splits.x_val, splits.y_val),
+        )  # fmt: skip
+    }
+    record = {"epoch": epoch, "step": run.global_step}
+    for part in ("train", "val"):
+        record[f"{part}_loss"] = scores[part]["loss"]
+        record[f"{part}_accuracy"] = scores[part]["accuracy"]
+    record["seconds"] = seconds
+    run.history["epochs"].append(record)
+    return record
+
+
+def _should_stop(run: _Run, config: TrainConfig, epoch: int, record: dict[str, Any]) -> bool:
+    """Early-stopping bookkeeping after ``epoch``: whether ``patience`` has run out.
+    ``TrainingDiverged`` when the validation loss is not finite."""
+    val_loss = record["val_loss"]
+    if not math.isfinite(val_loss):
+        raise TrainingDiverged(
+            f"training diverged at epoch {epoch} (validation loss = {val_loss}); "
+            f"try a lower learning rate than {config.learning_rate:g}",
+            params=run.params,
+            history=run.history,
+        )
+    if val_loss < run.best_loss:
+        run.best_loss, run.best_params, run.stale = val_loss, _copy(run.params), 0
+        run.history["best_epoch"] = epoch
+    else:
+        run.stale += 1
+    if config.patience is not None and run.stale >= config.patience:
+        run.history["stopped_early"] = True
+        return True
+    return False
