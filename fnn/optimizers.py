@@ -7,7 +7,7 @@
 Updates are already signed (``params + updates`` descends). ``weight_decay`` is coupled L2, as
 in ``torch.optim``: ``g <- g + weight_decay * params`` before the rule, on every parameter.
 
-Each rule below is written once, on plain flat arrays, and lifted to pytrees by ``_lift``: the
+Each rule below is written once, on plain flat arrays, and lifted to pytrees by ``lift``: the
 grads, the params and every param-shaped field of the state become one flat array each (no copy
 for the trees fnn makes), so each equation is one NumPy call over all parameters. ``update`` is
 pure: it never writes its arguments, a state stays valid after it has been used, and the same
@@ -108,7 +108,7 @@ def constrained(**table: Constraint) -> Callable[[Factory], Factory]:
 Rule = Callable[[np.ndarray, Any, Callable[..., np.ndarray], Any], tuple[np.ndarray, Any]]
 
 
-def _lift(
+def lift(
     state_type: type, moments: tuple[str, ...], init_state: Callable[[Layout], Any], rule: Rule,
     weight_decay: float,
 ) -> Optimizer:  # fmt: skip
@@ -187,7 +187,7 @@ def sgd(learning_rate: float, weight_decay: float = 0.0) -> Optimizer:
     def rule(g, state, new, loss):
         return np.multiply(g, -learning_rate, out=new()), state
 
-    return _lift(SGDState, (), SGDState, rule, weight_decay)
+    return lift(SGDState, (), SGDState, rule, weight_decay)
 
 
 def _zeros(state_type: type, *moments: str, **scalars) -> Callable[[Layout], Any]:
@@ -207,7 +207,7 @@ def momentum(learning_rate: float, momentum: float = 0.9, weight_decay: float = 
         velocity += g
         return np.multiply(velocity, -learning_rate, out=new()), MomentumState(velocity)
 
-    return _lift(
+    return lift(
         MomentumState, ("velocity",), _zeros(MomentumState, "velocity"), rule, weight_decay
     )
 
@@ -228,7 +228,7 @@ def nag(learning_rate: float, momentum: float = 0.9, weight_decay: float = 0.0) 
         step *= -learning_rate
         return step, MomentumState(velocity)
 
-    return _lift(
+    return lift(
         MomentumState, ("velocity",), _zeros(MomentumState, "velocity"), rule, weight_decay
     )
 
@@ -251,7 +251,7 @@ def rmsprop(
         return _adam_direction(g, second, learning_rate, epsilon, scratch), RMSpropState(second)
 
     init_state = _zeros(RMSpropState, "second_moment")
-    return _lift(RMSpropState, ("second_moment",), init_state, rule, weight_decay)
+    return lift(RMSpropState, ("second_moment",), init_state, rule, weight_decay)
 
 
 # Adam's family: (learning rate, beta1, beta2, epsilon, weight decay)
@@ -284,7 +284,7 @@ def adam(
         updates = _adam_direction(first, second, step, epsilon * sqrt_correction2, scratch)
         return updates, AdamState(count, first, second)
 
-    return _lift(AdamState, ADAM_MOMENTS, _zeros(AdamState, *ADAM_MOMENTS, count=0), rule,
+    return lift(AdamState, ADAM_MOMENTS, _zeros(AdamState, *ADAM_MOMENTS, count=0), rule,
                  weight_decay)  # fmt: skip
 
 
@@ -319,7 +319,7 @@ def nadam(
         )
         return updates, AdamState(count, first, second)
 
-    return _lift(AdamState, ADAM_MOMENTS, _zeros(AdamState, *ADAM_MOMENTS, count=0), rule,
+    return lift(AdamState, ADAM_MOMENTS, _zeros(AdamState, *ADAM_MOMENTS, count=0), rule,
                  weight_decay)  # fmt: skip
 
 
@@ -379,7 +379,7 @@ def eve(
         return updates, EveState(count, first, second, d, smoothed)
 
     init_state = _zeros(EveState, *ADAM_MOMENTS, count=0, feedback=1.0, smoothed_loss=0.0)
-    return _lift(EveState, ADAM_MOMENTS, init_state, rule, weight_decay)
+    return lift(EveState, ADAM_MOMENTS, init_state, rule, weight_decay)
 
 
 OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
