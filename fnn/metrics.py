@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from fnn import losses
+from fnn import losses, model
 from fnn.model import forward
 from fnn.tree import Params
 
@@ -90,7 +90,8 @@ def evaluate(
         logits = forward(params, x[start : start + batch_size], activation=activation)
         if start == 0:
             num_classes = logits.shape[1]
-            targets, labels = _targets(y, num_classes, logits.dtype)
+            targets = model.targets(y, len(y), num_classes, logits.dtype)
+            labels = targets.argmax(axis=1) if targets.ndim == 2 else targets
         chunk_loss, _ = loss_fn(logits, targets[start : start + batch_size])
         total_loss += chunk_loss * len(logits)
         chunk_predictions.append(logits.argmax(axis=1))
@@ -106,25 +107,6 @@ def evaluate(
         "precision": precision,
         "recall": recall,
     }
-
-
-def _targets(y: np.ndarray, num_classes: int, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """``(targets for the loss, integer labels)`` from labels ``(N,)`` or one-hot rows."""
-    if y.ndim == 2:
-        if y.shape[1] != num_classes:
-            raise ValueError(f"one-hot y has {y.shape[1]} columns, the model {num_classes} outputs")
-        return y.astype(dtype, copy=False), y.argmax(axis=1).astype(np.int64)
-    if y.ndim != 1:
-        raise ValueError(f"y must be labels (N,) or one-hot rows (N, C), got shape {y.shape}")
-    if y.dtype.kind not in "iu" and (not np.all(np.isfinite(y)) or np.any(y != np.round(y))):
-        raise ValueError("labels y must be integers (or one-hot rows)")
-    labels = y.astype(np.int64)
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(
-            f"labels must lie in [0, {num_classes - 1}] for a model with {num_classes} outputs, "
-            f"got values in [{labels.min()}, {labels.max()}]"
-        )
-    return labels, labels
 
 
 def report(metrics: dict[str, Any], class_names: list[str], *, top: int = 5) -> dict[str, Any]:

@@ -132,9 +132,11 @@ def _inputs(weights: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.n
     return flat.astype(w.dtype, copy=False)
 
 
-def _targets(y: np.ndarray, batch: int, num_classes: int, dtype) -> np.ndarray:
-    """Integer labels ``(batch,)`` (checked in range) or target distributions
-    ``(batch, num_classes)`` (one-hot rows; checked non-negative and summing to 1)."""
+def targets(y: np.ndarray, batch: int, num_classes: int, dtype) -> np.ndarray:
+    """``y`` checked as what a loss takes: integer labels ``(batch,)`` in [0, num_classes) or
+    target distributions ``(batch, num_classes)`` (one-hot rows: non-negative, summing to 1),
+    the latter in ``dtype``. The one check of labels, for ``grads``, ``loss_value`` and
+    ``metrics.evaluate``."""
     if batch == 0:
         raise ValueError("x is an empty batch: the mean loss over 0 samples is undefined")
     y = np.asarray(y)
@@ -209,7 +211,7 @@ def grads(
     if dropout and rng is None:
         raise ValueError("dropout needs a random generator: grads(..., dropout=p, rng=rng)")
     h = _inputs(weights, x)
-    targets = _targets(y, h.shape[0], weights[-1][0].shape[1], h.dtype)
+    target = targets(y, h.shape[0], weights[-1][0].shape[1], h.dtype)
 
     inputs, activated, masks = [h], [], []
     for w, b in weights[:-1]:
@@ -225,14 +227,14 @@ def grads(
     w, b = weights[-1]
     logits = h @ w
     logits += b
-    value, delta = loss_fn(logits, targets)
+    value, delta = loss_fn(logits, target)
 
     # The gradients go into one new flat buffer (a view per leaf), which optimizers take whole.
     if layout is None:
         layout = _mlp_layout(tuple(w.shape for w, _ in weights), np.dtype(h.dtype))
     flat = layout.empty()
     gradients, views = layout.unpack_views(flat)
-    ones = np.ones(len(targets), h.dtype)
+    ones = np.ones(len(target), h.dtype)
     for i in range(len(weights) - 1, -1, -1):
         np.matmul(inputs[i].T, delta, out=views[2 * i + 1])
         np.matmul(ones, delta, out=views[2 * i])  # the sum over the batch, as a BLAS call
@@ -254,6 +256,6 @@ def loss_value(
 ) -> float:
     """Mean loss of ``params`` on ``(x, y)``, without gradients."""
     logits = forward(params, x, activation=activation)
-    targets = _targets(y, logits.shape[0], logits.shape[1], logits.dtype)
-    value, _ = losses.get(loss)(logits, targets)
+    target = targets(y, logits.shape[0], logits.shape[1], logits.dtype)
+    value, _ = losses.get(loss)(logits, target)
     return value
