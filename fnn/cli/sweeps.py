@@ -70,61 +70,44 @@ def sweep(
         raise UsageFailure(f"--count must be >= 1; got {count}")
     if config is None and join is None:
         raise UsageFailure("give a sweep YAML, or --join SWEEP_ID to help with a W&B sweep")
-    base_values = {
-        "dataset": dataset,
-        "train_subset": train_subset,
-        "val_fraction": val_fraction,
-        "data_dir": data_dir,
-        "seed": seed,
-        "tracker": tracker,
-    }
+    base_values = {"dataset": dataset, "train_subset": train_subset,
+                   "val_fraction": val_fraction, "data_dir": data_dir, "seed": seed,
+                   "tracker": tracker}  # fmt: skip
     try:
         base_config = build_config(base_values)
         sweep_config = sweeps.load_config(config) if config is not None else None
     except (ConfigError, sweeps.SweepConfigError) as error:
         raise UsageFailure(str(error)) from None
-    base = {
-        k: getattr(base_config, k)
-        for k in ("dataset", "train_subset", "val_fraction", "data_dir", "seed")
-    }
+    base = {k: getattr(base_config, k) for k in base_values if k != "tracker"}
     chosen = backend
     if backend == "auto":
         chosen = "wandb" if join or tracking.online_by_default() else "local"
         console.print(f"sweep backend: {chosen}")
+    if join and chosen != "wandb":
+        raise UsageFailure("--join needs the wandb backend")
     try:
         if chosen == "wandb":
-            sweep_id = sweeps.run_wandb(
-                sweep_config,
-                count=count,
-                base=base,
-                project=wandb_project,
-                entity=wandb_entity,
-                sweep_id=join,
-            )
+            sweep_id = sweeps.run_wandb(sweep_config, count=count, base=base,
+                                        project=wandb_project, entity=wandb_entity,
+                                        sweep_id=join)  # fmt: skip
             console.print(f"W&B sweep {sweep_id}: more agents with `fnn sweep --join {sweep_id}`")
             return
-        if join:
-            raise UsageFailure("--join needs the wandb backend")
         name = study or sweep_config.get("name") or config.stem
         result = sweeps.run_local(
-            sweep_config,
-            count=count,
-            base=base,
-            storage=storage,
-            study_name=name,
-            tracker=tracker,
-            project=wandb_project,
-            entity=wandb_entity,
-            seed=seed,
+            sweep_config, count=count, base=base, storage=storage, study_name=name,
+            tracker=tracker, project=wandb_project, entity=wandb_entity, seed=seed,
             say=lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True),
-        )
+        )  # fmt: skip
     except (ConfigError, sweeps.SweepConfigError) as error:
         raise UsageFailure(str(error)) from None
     except data.DataError as error:
         raise RunFailure(str(error)) from None
     except Exception as error:
         raise _storage_error(error, storage) from None
-    trials = sweeps.study_trials(result)
+    _print_study(sweeps.study_trials(result), name, storage)
+
+
+def _print_study(trials: list[dict], name: str, storage: str) -> None:
     finished = [t for t in trials if t["state"] == "COMPLETE"]
     console.print(
         f"study {name!r} in {storage}: {len(finished)} complete of {len(trials)} trials; "

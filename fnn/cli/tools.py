@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -56,6 +56,41 @@ def bench(
     """Time one training epoch per batch size, against the matmul roofline (and PyTorch)."""
     from fnn import bench as benchmark
 
+    settings = _bench_settings(vs, batch_sizes=batch_sizes, samples=samples, repeats=repeats,
+                               dtype=dtype, activation=activation, optimizer=optimizer,
+                               dataset=dataset)  # fmt: skip
+    peers, batches, dtype = settings["peers"], settings["batch_sizes"], settings["dtype"]
+    activation, optimizer = settings["activation"], settings["optimizer"]
+    table, add_row = _bench_table(sizes, activation, optimizer, dtype, peers)
+    with console.status("timing...", spinner="dots") if not as_json else _nothing():
+        result = benchmark.run(
+            sizes,
+            batch_sizes=batches,
+            activation=activation.lower(),
+            optimizer=optimizer.lower(),
+            dtype=dtype,
+            samples=samples,
+            repeats=repeats,
+            vs_torch="torch" in peers,
+            vs_jax="jax" in peers,
+            dataset=dataset.lower() if dataset.lower() in data.DATASETS else None,
+            data_dir=data_dir,
+            on_row=None if as_json else add_row,
+        )
+    if plot is not None:
+        from fnn import plots
+
+        plots.bench_figure(result, plot)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    console.print(table)
+    _bench_footer(result, peers, plot)
+
+
+def _bench_settings(vs: str | None, **given: Any) -> dict[str, Any]:
+    """``fnn bench``'s options checked with the training settings' own rules
+    (``fnn.train.CONSTRAINTS``) and bench's; ``UsageFailure`` for the first bad one."""
     peers = [] if vs is None else [p.strip().lower() for p in vs.split(",") if p.strip()]
     if not set(peers) <= {"torch", "jax"} or (vs is not None and not peers):
         raise UsageFailure("--vs must be torch, jax or torch,jax")
@@ -65,14 +100,15 @@ def bench(
         "optimizer": CONSTRAINTS["optimizer"],
         "dataset": OneOf(lambda: (*CONSTRAINTS["dataset"].options, "synthetic", "none")),
     }  # fmt: skip
-    given = dict(batch_sizes=batch_sizes, samples=samples, repeats=repeats, dtype=dtype,
-                 activation=activation, optimizer=optimizer, dataset=dataset)  # fmt: skip
     try:
         checked = {name: rules[name].check(f"--{name}", value) for name, value in given.items()}
     except ConstraintError as error:
         raise UsageFailure(str(error)) from None
-    batches, dtype = list(checked["batch_sizes"]), checked["dtype"]
-    activation, optimizer = checked["activation"], checked["optimizer"]
+    return {**checked, "batch_sizes": list(checked["batch_sizes"]), "peers": peers}
+
+
+def _bench_table(sizes, activation: str, optimizer: str, dtype: str, peers: list[str]):
+    """The results table and the function that adds a row to it as each batch size ends."""
     table = Table(
         title=f"fnn bench: MLP {sizes}, {activation}, {optimizer}, {dtype}",
         caption="s/epoch: median; roof: share of the matmul roofline; gemm s: the epoch's "
@@ -102,29 +138,13 @@ def bench(
                 cells += ["-", "-"]
         table.add_row(*cells)
 
-    with console.status("timing...", spinner="dots") if not as_json else _nothing():
-        result = benchmark.run(
-            sizes,
-            batch_sizes=batches,
-            activation=activation.lower(),
-            optimizer=optimizer.lower(),
-            dtype=dtype,
-            samples=samples,
-            repeats=repeats,
-            vs_torch="torch" in peers,
-            vs_jax="jax" in peers,
-            dataset=dataset.lower() if dataset.lower() in data.DATASETS else None,
-            data_dir=data_dir,
-            on_row=None if as_json else add_row,
-        )
-    if plot is not None:
-        from fnn import plots
+    return table, add_row
 
-        plots.bench_figure(result, plot)
-    if as_json:
-        typer.echo(json.dumps(result, indent=2))
-        return
-    console.print(table)
+
+def _bench_footer(result: dict[str, Any], peers: list[str], plot: Path | None) -> None:
+    """The machine and data under the table, and a line per peer that could not run."""
+    from fnn.bench import JAX_INSTALL
+
     console.print(
         f"data: {result['data']}, {result['samples']} samples; "
         f"{result['flops_per_sample'] / 1e6:.2f} MFLOP per sample; matmul roofline "
@@ -138,8 +158,7 @@ def bench(
         )
     if "jax" in peers and not result["jax"]:
         console.print(
-            f"jax: not installed ({benchmark.JAX_INSTALL}) or no equivalent of this optimizer; "
-            "no comparison",
+            f"jax: not installed ({JAX_INSTALL}) or no equivalent of this optimizer; no comparison",
             soft_wrap=True,
             markup=False,
         )
