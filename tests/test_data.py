@@ -21,6 +21,7 @@ import pytest
 from conftest import write_cifar_archive
 
 from fnn import data
+from fnn.data import download
 
 # --------------------------------------------------------------------------- helpers
 
@@ -89,9 +90,9 @@ def sandbox(tmp_path, monkeypatch, closed_url) -> SimpleNamespace:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setattr(data, "SYSTEM_DIR", tmp_path / "system")
-    monkeypatch.setattr(data, "MIRRORS", {key: [closed_url] for key in data.DATASETS})
-    monkeypatch.setattr(data, "CIFAR_URL", closed_url + data.CIFAR_ARCHIVE)
+    monkeypatch.setattr(download, "SYSTEM_DIR", tmp_path / "system")
+    monkeypatch.setattr(download, "MIRRORS", {key: [closed_url] for key in data.DATASETS})
+    monkeypatch.setattr(download, "CIFAR_URL", closed_url + data.CIFAR_ARCHIVE)
     return SimpleNamespace(cache=tmp_path / "xdg-cache" / "fnn", system=tmp_path / "system")
 
 
@@ -126,8 +127,8 @@ def serve_dataset(server, monkeypatch, mirrors: list[str], key: str = "mnist") -
         name: hashlib.sha256((server.root / "mnist" / name).read_bytes()).hexdigest()
         for name in data.FILES.values()
     }
-    monkeypatch.setitem(data.SHA256, key, hashes)
-    monkeypatch.setitem(data.MIRRORS, key, mirrors)
+    monkeypatch.setitem(download.SHA256, key, hashes)
+    monkeypatch.setitem(download.MIRRORS, key, mirrors)
     return arrays
 
 
@@ -392,7 +393,7 @@ def test_download_falls_back_to_second_mirror(server, monkeypatch, sandbox, no_e
 
 def test_download_checksum_mismatch(server, monkeypatch, sandbox, no_env):
     serve_dataset(server, monkeypatch, [server.url + "mnist/"])
-    monkeypatch.setitem(data.SHA256["mnist"], "train-labels-idx1-ubyte.gz", "0" * 64)
+    monkeypatch.setitem(download.SHA256["mnist"], "train-labels-idx1-ubyte.gz", "0" * 64)
     with pytest.raises(data.DataError) as error:
         data.load("mnist", progress=False)
     assert_one_line(error, "train-labels-idx1-ubyte.gz", "sha256")
@@ -623,13 +624,13 @@ def test_class_indices_and_names():
 def test_cifar_download_checks_the_sha256(server, monkeypatch, sandbox, no_env):
     archive = server.root / data.CIFAR_ARCHIVE
     arrays = write_cifar_archive(archive)
-    monkeypatch.setattr(data, "CIFAR_URL", server.url + data.CIFAR_ARCHIVE)
-    monkeypatch.setattr(data, "CIFAR_SHA256", hashlib.sha256(archive.read_bytes()).hexdigest())
+    monkeypatch.setattr(download, "CIFAR_URL", server.url + data.CIFAR_ARCHIVE)
+    monkeypatch.setattr(download, "CIFAR_SHA256", hashlib.sha256(archive.read_bytes()).hexdigest())
     (x_train, _), _ = data.load("cifar10", progress=False)
     np.testing.assert_array_equal(x_train, arrays["train_images"])
     assert (sandbox.cache / "cifar-10" / data.CIFAR_ARCHIVE).is_file()
     (sandbox.cache / "cifar-10" / data.CIFAR_ARCHIVE).unlink()
-    monkeypatch.setattr(data, "CIFAR_SHA256", "0" * 64)
+    monkeypatch.setattr(download, "CIFAR_SHA256", "0" * 64)
     with pytest.raises(data.DataError) as error:
         data.load("cifar10", progress=False)
     assert_one_line(error, "does not match its sha256")
