@@ -32,7 +32,6 @@ from fnn.plots.scales import (
 from fnn.plots.speed import bench_figure
 from fnn.plots.sweep import (
     FAILED_COLOUR,
-    GOALS,
     ROTATE_NAMES_OVER,
     distributions,
     importance_bar,
@@ -46,7 +45,6 @@ __all__ = [
     "BORDER_VALUE",
     "CELL_TEXT",
     "FAILED_COLOUR",
-    "GOALS",
     "GRID_COLUMNS",
     "LOG_CROWDING",
     "LOG_RATIO",

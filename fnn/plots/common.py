@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-import numbers
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+
+from fnn.constraints import is_number
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
@@ -23,9 +24,5 @@ def _is_missing(value) -> bool:
     return value is None or (isinstance(value, float | np.floating) and not math.isfinite(value))
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
-
-
 def _finite(value) -> bool:
-    return not _is_missing(value) and _is_number(value)
+    return not _is_missing(value) and is_number(value)

@@ -10,7 +10,8 @@ from typing import NamedTuple
 import numpy as np
 from matplotlib.ticker import LogLocator, MaxNLocator
 
-from fnn.plots.common import _is_missing, _is_number
+from fnn.constraints import is_number
+from fnn.plots.common import _is_missing
 
 LOG_RATIO = 20.0  # see wants_log_scale
 LOG_CROWDING = 0.25
@@ -40,7 +41,7 @@ def parallel_axis(values: Sequence) -> ParallelAxis:
     0 to 1 (a lone one at 0.5).
     """
     present = [value for value in values if not _is_missing(value)]
-    if present and all(_is_number(value) for value in present):
+    if present and all(is_number(value) for value in present):
         axis = _numeric_axis(values, np.array(present, dtype=np.float64))
     else:
         axis = _categorical_axis(values, present)

@@ -14,17 +14,17 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from fnn.constraints import GOALS
 from fnn.plots.common import _finite, _save
 from fnn.plots.scales import MISSING_LABEL, MISSING_POSITION, ParallelAxis, parallel_axis
 
 ROTATE_NAMES_OVER = 14  # axis names longer than this many characters are drawn slanted
 FAILED_COLOUR = "#a0a0a0"
-GOALS = ("maximize", "minimize")
 
 
 def _check_goal(goal: str) -> None:
-    if goal not in GOALS:
-        raise ValueError(f"goal must be one of {', '.join(GOALS)}, got {goal!r}")
+    if goal not in GOALS.options:
+        raise ValueError(f"goal must be one of {', '.join(GOALS.options)}, got {goal!r}")
 
 
 def parallel_coordinates(
