@@ -91,9 +91,10 @@ def test_unwritable_save_and_unknown_config_keys(tmp_path, capsys):
 def test_missing_data_is_one_line_exit_1(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FNN_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr("fnn.data.SYSTEM_DIR", tmp_path / "system")
+    monkeypatch.setattr("fnn.data.download.SYSTEM_DIR", tmp_path / "system")
     monkeypatch.setattr(
-        "fnn.data.MIRRORS", {k: ["http://127.0.0.1:9/"] for k in ("mnist", "fashion_mnist")}
+        "fnn.data.download.MIRRORS",
+        {k: ["http://127.0.0.1:9/"] for k in ("mnist", "fashion_mnist")},
     )
     assert main(["train", "-d", "mnist", "--quiet"]) == 1
     err = capsys.readouterr().err

@@ -1,0 +1,52 @@
+"""fnn.data.load: data set names, sources, and tensorflow-datasets."""
+
+from __future__ import annotations
+
+import importlib.util
+from types import SimpleNamespace
+
+import data_support
+import numpy as np
+import pytest
+from data_support import assert_one_line, write_dataset
+
+from fnn import data
+
+
+@pytest.fixture(autouse=True)
+def sandbox(tmp_path, monkeypatch) -> SimpleNamespace:
+    return data_support.sandbox(tmp_path, monkeypatch)
+
+
+def test_load_names_are_case_insensitive(tmp_path):
+    arrays = write_dataset(tmp_path / "fashion-mnist")
+    for name in ("fashion_mnist", "Fashion_MNIST", "fashion-mnist"):
+        (x_train, y_train), _ = data.load(name, data_dir=tmp_path, download=False)
+        np.testing.assert_array_equal(x_train, arrays["train_images"])
+        np.testing.assert_array_equal(y_train, arrays["train_labels"])
+
+
+def test_load_rejects_unknown_name_and_source(tmp_path):
+    with pytest.raises(ValueError, match="mnist, fashion_mnist, cifar10"):
+        data.load("cifar100", data_dir=tmp_path)
+    with pytest.raises(ValueError, match="idx, tfds"):
+        data.load("mnist", data_dir=tmp_path, source="torchvision")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow_datasets") is not None,
+    reason="tensorflow-datasets is installed",
+)
+def test_tfds_source_without_tfds_says_how_to_install():
+    with pytest.raises(data.DataError) as error:
+        data.load("mnist", source="tfds")
+    assert_one_line(error, "pip install 'fnn[tfds]'")
+
+
+def test_tfds_source_with_mock_data():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=8):
+        (x_train, y_train), (x_test, y_test) = data.load("fashion_mnist", source="tfds")
+    assert x_train.shape == (8, 28, 28) and x_train.dtype == np.uint8
+    assert y_train.shape == (8,) and y_train.dtype == np.int64
+    assert x_test.shape == (8, 28, 28) and y_test.dtype == np.int64
