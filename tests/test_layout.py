@@ -1,0 +1,158 @@
+"""The package's shape: the core imports only NumPy and einops, and a new optimizer is one
+factory plus one registry line that the command line, its help and sweeps pick up."""
+
+import ast
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "fnn"
+CORE = ("activations", "allocator", "constraints", "gradcheck", "init", "losses", "metrics",
+        "model", "optimizers", "registry", "tree", "__init__")  # fmt: skip
+APPLICATION_DEPENDENCIES = ("wandb", "optuna", "matplotlib", "typer", "rich", "pooch", "yaml")
+
+
+def run_python(code: str, *args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True, text=True, timeout=600, cwd=cwd,
+        env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
+    )  # fmt: skip
+
+
+def test_importing_the_core_loads_no_application_dependency():
+    result = run_python(
+        """
+        import sys
+        import fnn, fnn.optimizers, fnn.model, fnn.tree, fnn.constraints, fnn.gradcheck
+        print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[1:])))
+        """,
+        *APPLICATION_DEPENDENCIES,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_core_modules_import_only_numpy_einops_the_standard_library_and_the_core(module):
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+            if node.module == "fnn":
+                names = [f"fnn.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            top = name.split(".")[0]
+            if top == "fnn":
+                assert name.split(".")[1] in CORE, f"{module} imports {name}"
+            else:
+                assert top in ("numpy", "einops", "__future__") or top in sys.stdlib_module_names, (
+                    f"{module} imports {name}"
+                )
+
+
+TOY = """
+import numpy as np
+
+from fnn import optimizers
+from fnn.constraints import NON_NEGATIVE, POSITIVE, Interval
+from fnn.optimizers import SGDState, constrained, lift
+
+
+@constrained(learning_rate=POSITIVE, gamma=Interval(float, 0, 1, closed="right"),
+             weight_decay=NON_NEGATIVE)
+def toy(learning_rate, gamma=0.5, weight_decay=0.0):
+    \"\"\"Gradient descent at gamma times the learning rate: update = -lr gamma g.\"\"\"
+
+    def rule(g, state, new, loss):
+        return np.multiply(g, -learning_rate * gamma, out=new()), state
+
+    return lift(SGDState, (), SGDState, rule, weight_decay)
+
+
+optimizers.OPTIMIZERS["toy"] = toy
+"""
+
+
+@pytest.fixture
+def toy_cli(tmp_path):
+    """A script that registers the toy optimizer, then runs ``fnn ARGS``."""
+    script = tmp_path / "with_toy.py"
+    script.write_text(
+        TOY + "\nimport sys\nfrom fnn.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    )
+
+    def fnn(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(script), *args], capture_output=True, text=True, timeout=600,
+            cwd=tmp_path, env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
+                               "COLUMNS": "200"},
+        )  # fmt: skip
+
+    return fnn
+
+
+def test_a_new_optimizer_brings_its_options_and_ranges_into_help(toy_cli):
+    result = toy_cli("train", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "toy" in result.stdout
+    assert "--gamma" in result.stdout and "toy: in (0, 1]" in result.stdout
+    bad = toy_cli("train", "--optimizer", "toy", "--gamma", "2", "--tracker", "none")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "fnn: --gamma must be in (0, 1]; got 2.0"
+
+
+def test_a_new_optimizer_trains_and_sweeps_with_no_other_change(toy_cli, tmp_path, data_dir):
+    common = ("--data_dir", str(data_dir), "--train_subset", "200", "--tracker", "none")
+    result = toy_cli("train", "--optimizer", "toy", "--gamma", "0.5", "--epochs", "1",
+                     "--hidden_size", "16", "--quiet", *common)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stdout
+    (tmp_path / "toy.yaml").write_text(
+        "method: grid\nmetric: {name: val_accuracy, goal: maximize}\nparameters:\n"
+        "  optimizer: {value: toy}\n  gamma: {values: [0.25, 1.0]}\n  epochs: {value: 1}\n"
+        "  hidden_size: {value: 16}\n"
+    )
+    sweep = toy_cli("sweep", "toy.yaml", "--backend", "local", "--storage",
+                    f"sqlite:///{tmp_path / 'toy.db'}", *common)  # fmt: skip
+    assert sweep.returncode == 0, sweep.stderr
+    assert "2 complete of 2 trials" in sweep.stdout
+    out_of_range = tmp_path / "bad.yaml"
+    out_of_range.write_text("method: grid\nparameters:\n  optimizer: {value: toy}\n"
+                            "  gamma: {values: [0.5, 3]}\n")  # fmt: skip
+    bad = toy_cli("sweep", "bad.yaml", "--backend", "local", *common)
+    assert bad.returncode == 2
+    assert "gamma" in bad.stderr and "(0, 1]" in bad.stderr
+
+
+def _without_docstrings(nodes: list[ast.stmt]) -> str:
+    for node in nodes:
+        for inner in ast.walk(node):
+            body = getattr(inner, "body", None)
+            if (
+                isinstance(inner, ast.FunctionDef | ast.ClassDef)
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+            ):
+                inner.body = body[1:] or [ast.Pass()]
+    return "\n".join(ast.dump(node) for node in nodes)
+
+
+def test_the_readme_eve_example_is_the_code():
+    readme = (PACKAGE.parent / "README.md").read_text()
+    section = readme[readme.index("### Adding an optimizer") :]
+    start = section.index("```python\n") + 10
+    block = section[start : section.index("\n```", start)]
+    shown = ast.parse(block).body
+    assert ast.unparse(shown[-1]) == "OPTIMIZERS = {..., 'eve': eve}"
+    module = ast.parse((PACKAGE / "optimizers.py").read_text()).body
+    code = [node for node in module if getattr(node, "name", None) in ("EveState", "eve")]
+    assert _without_docstrings(shown[:-1]) == _without_docstrings(code)
