@@ -157,3 +157,20 @@ def test_the_readme_eve_example_is_the_code():
     module = ast.parse((PACKAGE / "optimizers.py").read_text()).body
     code = [node for node in module if getattr(node, "name", None) in ("EveState", "eve")]
     assert _without_docstrings(shown) == _without_docstrings(code)
+
+
+def test_a_missing_optional_dependency_is_one_line_naming_the_extra(tmp_path):
+    # optuna made unimportable: the local sweep backend needs it
+    result = run_python(
+        """
+        import sys
+        sys.modules["optuna"] = None
+        from fnn.cli import main
+        sys.exit(main(["sweep-report", "nothing", "--storage", "sqlite:///x.db"]))
+        """,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "fnn: this needs optuna, which is missing: pip install 'fnn[cli]'"
+    )

@@ -25,6 +25,11 @@ errors = Console(stderr=True)
 DEFAULT = TrainConfig()
 
 
+# What the cli extra installs (pyproject.toml), by import name
+CLI_EXTRA = ("typer", "rich", "yaml", "pooch", "tqdm", "wandb", "optuna", "matplotlib", "PIL",
+             "threadpoolctl")  # fmt: skip
+
+
 class UsageFailure(Exception):
     """Bad input found after parsing: reported in one line with exit code 2."""
 
@@ -81,4 +86,10 @@ def run(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         errors.print("interrupted", highlight=False)
         return 130
+    except ModuleNotFoundError as error:  # an optional dependency a command imports late
+        if (error.name or "").split(".")[0] not in CLI_EXTRA:
+            raise
+        errors.print(f"fnn: this needs {error.name}, which is missing: pip install 'fnn[cli]'",
+                     highlight=False, markup=False, soft_wrap=True)  # fmt: skip
+        return 1
     return result if isinstance(result, int) else 0
