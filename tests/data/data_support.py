@@ -122,3 +122,20 @@ def serve_dataset(server, monkeypatch, mirrors: list[str], key: str = "mnist") -
     monkeypatch.setitem(download.SHA256, key, hashes)
     monkeypatch.setitem(download.MIRRORS, key, mirrors)
     return arrays
+
+
+# The fixtures every data test module shares; a module imports the ones it uses.
+@pytest.fixture(autouse=True, name="sandbox")
+def sandbox_fixture(tmp_path, monkeypatch) -> SimpleNamespace:
+    return sandbox(tmp_path, monkeypatch)
+
+
+@pytest.fixture(name="no_env")
+def no_env_fixture(monkeypatch) -> None:
+    monkeypatch.delenv("FNN_DATA_DIR", raising=False)
+
+
+@pytest.fixture(name="server")
+def server_fixture(tmp_path):
+    with serving(tmp_path / "www") as served:
+        yield served

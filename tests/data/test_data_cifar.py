@@ -5,32 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import tarfile
-from types import SimpleNamespace
 
-import data_support
 import numpy as np
 import pytest
 from conftest import write_cifar_archive
-from data_support import assert_one_line
+from data_support import assert_one_line, no_env_fixture, sandbox_fixture, server_fixture  # noqa: F401 - pytest fixtures
 
 from fnn import data
 from fnn.data import download
-
-
-@pytest.fixture(autouse=True)
-def sandbox(tmp_path, monkeypatch) -> SimpleNamespace:
-    return data_support.sandbox(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def no_env(monkeypatch) -> None:
-    monkeypatch.delenv("FNN_DATA_DIR", raising=False)
-
-
-@pytest.fixture
-def server(tmp_path):
-    with data_support.serving(tmp_path / "www") as served:
-        yield served
 
 
 def test_cifar_archive_is_read_in_the_documented_layout(tmp_path, no_env):

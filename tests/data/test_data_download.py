@@ -5,31 +5,21 @@ from __future__ import annotations
 
 import gzip
 import shutil
-from types import SimpleNamespace
 
-import data_support
 import numpy as np
 import pytest
-from data_support import assert_one_line, serve_dataset, write_dataset, write_file
+from data_support import (  # noqa: F401 - pytest fixtures
+    assert_one_line,
+    no_env_fixture,
+    sandbox_fixture,
+    serve_dataset,
+    server_fixture,
+    write_dataset,
+    write_file,
+)
 
 from fnn import data
 from fnn.data import download
-
-
-@pytest.fixture(autouse=True)
-def sandbox(tmp_path, monkeypatch) -> SimpleNamespace:
-    return data_support.sandbox(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def no_env(monkeypatch) -> None:
-    monkeypatch.delenv("FNN_DATA_DIR", raising=False)
-
-
-@pytest.fixture
-def server(tmp_path):
-    with data_support.serving(tmp_path / "www") as served:
-        yield served
 
 
 def test_lookup_order(tmp_path, monkeypatch, sandbox):

@@ -4,19 +4,18 @@ file can be wrong."""
 from __future__ import annotations
 
 import gzip
-from types import SimpleNamespace
 
-import data_support
 import numpy as np
 import pytest
-from data_support import assert_one_line, idx_bytes, write_dataset, write_file
+from data_support import (
+    assert_one_line,
+    idx_bytes,
+    sandbox_fixture,  # noqa: F401 - pytest fixtures
+    write_dataset,
+    write_file,
+)
 
 from fnn import data
-
-
-@pytest.fixture(autouse=True)
-def sandbox(tmp_path, monkeypatch) -> SimpleNamespace:
-    return data_support.sandbox(tmp_path, monkeypatch)
 
 
 def test_read_idx_round_trip(tmp_path):

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-import data_support
 import numpy as np
 import pytest
+from data_support import sandbox_fixture  # noqa: F401 - pytest fixtures
 
 from fnn import data
-
-
-@pytest.fixture(autouse=True)
-def sandbox(tmp_path, monkeypatch) -> SimpleNamespace:
-    return data_support.sandbox(tmp_path, monkeypatch)
-
 
 REAL = {
     "mnist": ([5, 0, 4, 1, 9, 2, 1, 3, 1, 4], [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]),

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
-from types import SimpleNamespace
 
-import data_support
 import numpy as np
 import pytest
-from data_support import assert_one_line, write_dataset
+from data_support import (
+    assert_one_line,
+    sandbox_fixture,  # noqa: F401 - pytest fixtures
+    write_dataset,
+)
 
 from fnn import data
-
-
-@pytest.fixture(autouse=True)
-def sandbox(tmp_path, monkeypatch) -> SimpleNamespace:
-    return data_support.sandbox(tmp_path, monkeypatch)
 
 
 def test_load_names_are_case_insensitive(tmp_path):

@@ -3,19 +3,14 @@ minibatches of an epoch."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-import data_support
 import numpy as np
 import pytest
-from data_support import write_dataset
+from data_support import (
+    sandbox_fixture,  # noqa: F401 - pytest fixtures
+    write_dataset,
+)
 
 from fnn import data
-
-
-@pytest.fixture(autouse=True)
-def sandbox(tmp_path, monkeypatch) -> SimpleNamespace:
-    return data_support.sandbox(tmp_path, monkeypatch)
 
 
 def unbalanced_labels() -> np.ndarray:
