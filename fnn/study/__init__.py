@@ -39,7 +39,7 @@ from fnn.bench import TORCH_EQUIVALENTS, torch_mlp, torch_optimizer
 from fnn.model import init_mlp
 from fnn.train import SCHEDULES, TrainConfig, fit, load_splits, train_step, validate
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SECTIONS = ("samples", "optimizers", "sweeps", "final", "mnist", "presets", "torch")
 
 
