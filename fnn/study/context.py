@@ -11,6 +11,7 @@ from typing import Any
 
 from fnn import data, metrics, tracking
 from fnn import sweep as sweeps
+from fnn.constraints import is_number
 from fnn.train import TrainConfig, fit, load_splits, validate
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -121,7 +122,7 @@ def train_and_test(
             "seconds": seconds,
             "epochs": len(history["epochs"]),
         }
-        tracker.summary({k: v for k, v in record.items() if isinstance(v, float | int)})
+        tracker.summary({k: v for k, v in record.items() if is_number(v)})
     finally:
         tracker.finish()
     return params, {**record, "history": history, "test": test}
