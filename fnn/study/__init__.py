@@ -22,7 +22,8 @@ sweeps where they stopped (their SQLite study is in ``--out``).
 The package: ``context`` (budgets, the run context, one tracked training), ``sections`` (samples,
 optimizers, final, MNIST, presets), ``search`` (the sweeps and the loss comparison),
 ``torch_parity`` (fnn against PyTorch), ``runner`` (``run``, ``results.json``) and ``summary``
-(``SUMMARY.md``). Each name below is defined in one of them; patch it there, where it is read.
+(``SUMMARY.md``). The names below are re-exported from them: to monkeypatch one, patch the
+module that looks it up (``fnn.study.sections.train_and_test``), not ``fnn.study``.
 """
 
 from fnn.study.context import (
