@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from fnn import data, tracking
+from fnn.constraints import GOALS, is_integer, is_number
 from fnn.train import FIELDS, ConfigError, TrainConfig, TrainingDiverged, fit, validate
 from fnn.train import load_splits as load_training_splits
 
@@ -52,7 +53,6 @@ TOP_LEVEL_KEYS = (
     "controller",
 )
 METHODS = ("grid", "random", "bayes")
-GOALS = ("minimize", "maximize")
 METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")  # logged every epoch
 METRIC_KEYS = ("name", "goal", "target")
 EARLY_TERMINATE_KEYS = ("type", "min_iter", "max_iter", "s", "eta")
@@ -103,10 +103,6 @@ _KIND_WORDS = {
 }
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
 # --- the sweep configuration -------------------------------------------------------------------
 
 
@@ -143,7 +139,7 @@ def load_config(path_or_dict: str | os.PathLike | Mapping) -> dict:
     else:
         config.pop("early_terminate", None)
     run_cap = config.get("run_cap")
-    if run_cap is not None and not (_is_int(run_cap) and run_cap >= 1):
+    if run_cap is not None and not (is_integer(run_cap) and run_cap >= 1):
         raise SweepConfigError(f"run_cap must be an integer >= 1; got {run_cap!r}")
     name = config.get("name")
     if name is not None and (not isinstance(name, str) or not name.strip()):
@@ -180,14 +176,6 @@ def _yaml_loader():
     return Loader
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _metric(metric: Any) -> dict:
     if not isinstance(metric, Mapping) or "name" not in metric:
         raise SweepConfigError(
@@ -205,7 +193,7 @@ def _metric(metric: Any) -> dict:
             f"got {metric['name']!r}"
         )
     goal = metric.get("goal", "minimize")  # W&B's default
-    if goal not in GOALS:
+    if goal not in GOALS.options:
         raise SweepConfigError(f"metric.goal must be minimize or maximize; got {goal!r}")
     if "goal" not in metric and metric["name"].endswith("accuracy"):
         warnings.warn(
@@ -214,7 +202,7 @@ def _metric(metric: Any) -> dict:
             stacklevel=3,
         )
     target = metric.get("target")
-    if target is not None and not (_is_number(target) and math.isfinite(target)):
+    if target is not None and not (is_number(target) and math.isfinite(target)):
         raise SweepConfigError(f"metric.target must be a number; got {target!r}")
     normalised = {"name": metric["name"], "goal": goal}
     if target is not None:
@@ -235,7 +223,7 @@ def _early_terminate(spec: Any) -> dict:
             f"accepted: {', '.join(EARLY_TERMINATE_KEYS)}"
         )
     eta = spec.get("eta", 3)
-    if not (_is_int(eta) and eta >= 2):
+    if not (is_integer(eta) and eta >= 2):
         raise SweepConfigError(f"early_terminate.eta must be an integer >= 2; got {eta!r}")
     if "min_iter" in spec:
         keys = ("min_iter",)
@@ -244,7 +232,7 @@ def _early_terminate(spec: Any) -> dict:
     else:
         raise SweepConfigError("early_terminate: hyperband needs min_iter, or max_iter and s")
     for key in keys:
-        if not (_is_int(spec[key]) and spec[key] >= 1):
+        if not (is_integer(spec[key]) and spec[key] >= 1):
             raise SweepConfigError(
                 f"early_terminate.{key} must be an integer >= 1; got {spec[key]!r}"
             )
@@ -258,7 +246,7 @@ def _implied_distribution(name: str, spec: Mapping) -> str:
     if "value" in spec:
         return "constant"
     if "min" in spec and "max" in spec:
-        both_ints = _is_int(spec["min"]) and _is_int(spec["max"])
+        both_ints = is_integer(spec["min"]) and is_integer(spec["max"])
         return "int_uniform" if both_ints else "uniform"
     raise SweepConfigError(
         f"parameter {name}: needs `values: [...]`, `value: x`, or `min` and `max`; got {dict(spec)}"
@@ -337,15 +325,15 @@ def _candidates(name: str, spec: dict) -> list[tuple[Any, str]]:
         return [(value, repr(value)) for value in spec["values"]]
     low, high = spec["min"], spec["max"]
     for key in ("min", "max", "q") if distribution == "q_uniform" else ("min", "max"):
-        if not (_is_number(spec[key]) and math.isfinite(spec[key])):
+        if not (is_number(spec[key]) and math.isfinite(spec[key])):
             raise SweepConfigError(f"parameter {name}: {key} must be a number; got {spec[key]!r}")
     if not low < high:
         raise SweepConfigError(f"parameter {name}: min must be below max; got {low} and {high}")
-    if distribution == "int_uniform" and not (_is_int(low) and _is_int(high)):
+    if distribution == "int_uniform" and not (is_integer(low) and is_integer(high)):
         raise SweepConfigError(f"parameter {name}: int_uniform needs integer min and max")
     if distribution == "q_uniform" and not spec["q"] > 0:
         raise SweepConfigError(f"parameter {name}: q must be > 0; got {spec['q']}")
-    if distribution == "q_uniform" and _kind(name) == "int" and not _is_int(spec["q"]):
+    if distribution == "q_uniform" and _kind(name) == "int" and not is_integer(spec["q"]):
         raise SweepConfigError(f"parameter {name}: takes integers, so q must be an integer")
     if distribution == "log_uniform_values" and low <= 0:
         raise SweepConfigError(
@@ -372,13 +360,13 @@ def _check_value(name: str, value: Any, shown: str) -> None:
     if value is None:
         ok = optional
     elif kind == "int":
-        ok = _is_int(value)
+        ok = is_integer(value)
     elif kind == "float":
-        ok = _is_number(value)
+        ok = is_number(value)
     elif kind == "str":
         ok = isinstance(value, str)
     else:
-        ok = isinstance(value, list | tuple) and all(_is_int(width) for width in value)
+        ok = isinstance(value, list | tuple) and all(is_integer(width) for width in value)
     if not ok:
         raise SweepConfigError(
             f"parameter {name}: value {shown} is not {_KIND_WORDS[kind]}"
@@ -476,7 +464,11 @@ def _summary(history: dict[str, list], metric: str, state: str, **extra: Any) ->
 
 
 def agent_function(
-    base: dict, metric: str, *, progress: bool = False, say: Callable[[str], None] = _stderr
+    base: dict,
+    metric: str,
+    *,
+    progress: bool = False,
+    say: Callable[[str], None] = tracking.print_error,
 ) -> Callable[[], None]:
     """The function ``wandb.agent`` calls once per run: it reads the sweep's values from
     ``wandb.init().config``, trains ``base`` updated with them and records the run."""
@@ -915,7 +907,7 @@ def run_local(
     study_name = study_name or sweep.get("name")
     if not study_name:
         raise SweepConfigError("the study needs a name: set `name:` in the sweep or pass one")
-    if count is not None and not (_is_int(count) and count >= 0):
+    if count is not None and not (is_integer(count) and count >= 0):
         raise SweepConfigError(f"count must be an integer >= 0 (or None); got {count!r}")
     if tracker not in tracking.TRACKERS:
         raise SweepConfigError(
@@ -1152,7 +1144,7 @@ def wandb_trials(folder: str | os.PathLike, *, metric: str = "val_accuracy") -> 
             {
                 "number": number,
                 "state": _run_state(info),
-                "value": float(value) if _is_number(value) else None,
+                "value": float(value) if is_number(value) else None,
                 **{name: config[name] for name in sorted(SWEEPABLE) if name in config},
                 "run_name": info.get("name"),
                 "epochs_run": summary.get("epochs_run", summary.get("epoch")),
@@ -1200,7 +1192,7 @@ def correlation_importance(trials: list[dict], params: list[str]) -> dict[str, f
     importances = {}
     for name in params:
         column = [t.get(name) for t in done]
-        if all(_is_number(v) for v in column):
+        if all(is_number(v) for v in column):
             x = np.array(column, dtype=np.float64)
             importances[name] = _correlation(_ranks(x), _ranks(y))
             continue
@@ -1271,7 +1263,7 @@ def report(
     """
     if metric is not None and metric not in METRICS:
         raise SweepConfigError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
-    if goal is not None and goal not in GOALS:
+    if goal is not None and goal not in GOALS.options:
         raise SweepConfigError(f"goal must be minimize or maximize; got {goal!r}")
     if Path(source).is_dir():
         metric = metric or "val_accuracy"
@@ -1358,7 +1350,7 @@ def _cell(value: Any) -> str:
 
 
 def _complete(trials: list[dict]) -> list[dict]:
-    return [t for t in trials if t["state"] == "COMPLETE" and _is_number(t["value"])]
+    return [t for t in trials if t["state"] == "COMPLETE" and is_number(t["value"])]
 
 
 FIGURES = {  # key -> (file, caption)
@@ -1479,7 +1471,7 @@ def _figures(
     rows = []
     for trial, score in zip(trials, scores, strict=True):
         values = {p: trial.get(p) for p in params}  # numbers stay numbers for numeric axes
-        row = {p: v if _is_number(v) else _cell(v) or None for p, v in values.items()}
+        row = {p: v if is_number(v) else _cell(v) or None for p, v in values.items()}
         rows.append({**row, metric: score})
     files = {key: out / file for key, (file, _) in FIGURES.items()}
     return {
