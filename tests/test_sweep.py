@@ -12,6 +12,7 @@ import optuna
 import pytest
 
 from fnn import data, sweep
+from fnn.sweep import optuna_space, optuna_study, training
 from fnn.train import TrainingDiverged
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -38,7 +39,7 @@ def synthetic_data(monkeypatch):
         return blobs(seed=options.get("seed", 0))
 
     monkeypatch.setattr(data, "prepare", prepare)
-    monkeypatch.setattr(sweep, "_SPLITS", {})
+    monkeypatch.setattr(training, "_SPLITS", {})
     return calls
 
 
@@ -227,7 +228,7 @@ SUGGESTIONS = [  # W&B spec -> the Optuna distribution it must become
 def test_each_distribution_becomes_an_optuna_suggestion(spec, name, expected):
     config = sweep.load_config(quick(parameters={name: spec}))
     trial = optuna.create_study().ask()
-    value = sweep._suggest(trial, name, config["parameters"][name])
+    value = optuna_space._suggest(trial, name, config["parameters"][name])
     assert trial.distributions[name] == expected
     assert expected._contains(expected.to_internal_repr(value))
 
@@ -297,7 +298,7 @@ def test_grid_resumes_without_rerunning_a_point(tmp_path):
 
 
 def test_grid_reruns_an_interrupted_point_but_not_a_diverged_one(tmp_path, monkeypatch):
-    real_fit = sweep.fit
+    real_fit = training.fit
     calls = []
 
     def flaky_fit(config, splits, **options):
@@ -308,7 +309,7 @@ def test_grid_reruns_an_interrupted_point_but_not_a_diverged_one(tmp_path, monke
             raise TrainingDiverged("training diverged at epoch 1; try a lower learning rate")
         return real_fit(config, splits, **options)
 
-    monkeypatch.setattr(sweep, "fit", flaky_fit)
+    monkeypatch.setattr(training, "fit", flaky_fit)
     with pytest.raises(KeyboardInterrupt):
         run(grid(), tmp_path)
     study = run(grid(), tmp_path)
@@ -344,8 +345,8 @@ def test_a_diverged_trial_fails_with_its_message_and_the_sweep_goes_on(tmp_path)
 def test_a_killed_trial_is_failed_by_its_stale_heartbeat_and_rerun(tmp_path, monkeypatch):
     import time
 
-    monkeypatch.setattr(sweep, "HEARTBEAT_SECONDS", 1)
-    monkeypatch.setattr(sweep, "GRACE_SECONDS", 1)
+    monkeypatch.setattr(optuna_study, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(optuna_study, "GRACE_SECONDS", 1)
     study = run(grid(), tmp_path, count=0)
     orphan = study.ask()  # a trial whose process then died: RUNNING, heartbeat going stale
     study._storage.record_heartbeat(orphan._trial_id)
@@ -414,7 +415,7 @@ def test_the_quick_config_on_real_data(tmp_path, data_dir, monkeypatch):
     assert study.study_name == "quick"
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
     assert all(t.value > 0.6 for t in study.trials)  # 2 epochs on 9,000 Fashion-MNIST images
-    (splits,) = sweep._SPLITS.values()
+    (splits,) = training._SPLITS.values()
     assert len(splits.y_train) + len(splits.y_val) == 10_000  # the base's train_subset
 
 
