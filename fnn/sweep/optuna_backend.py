@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from fnn import tracking
 from fnn.constraints import is_integer
 from fnn.sweep.config import SweepConfigError, load_config
-from fnn.sweep.optuna_space import _suggest, optuna_pruner, optuna_sampler
-from fnn.sweep.optuna_study import _counts, _plan, _remember, _requeue, _state, _storage
+from fnn.sweep.optuna_space import _suggest
+from fnn.sweep.optuna_study import _counts, _open_study, _plan, _requeue, _state
 from fnn.sweep.training import (
     SPLIT_FIELDS,
     _check_base,
@@ -151,41 +148,13 @@ def run_local(
     import optuna
 
     sweep = load_config(config)
-    if study_name is None and not isinstance(config, Mapping):
-        study_name = sweep.get("name") or Path(config).stem
-    study_name = study_name or sweep.get("name")
-    if not study_name:
-        raise SweepConfigError("the study needs a name: set `name:` in the sweep or pass one")
-    if count is not None and not (is_integer(count) and count >= 0):
-        raise SweepConfigError(f"count must be an integer >= 0 (or None); got {count!r}")
-    if tracker not in tracking.TRACKERS:
-        raise SweepConfigError(
-            f"tracker must be one of {', '.join(tracking.TRACKERS)}; got {tracker!r}"
-        )
-    if sweep["method"] != "grid" and count is None and "run_cap" not in sweep:
-        raise SweepConfigError(
-            f"a {sweep['method']} sweep never finishes by itself: give a count or set run_cap"
-        )
+    study_name = _study_name(config, sweep, study_name)
+    _check_request(sweep, count, tracker)
     base = _check_base(base)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # we print our own line per trial
     try:
-        study = optuna.create_study(
-            storage=_storage(storage),
-            study_name=study_name,
-            load_if_exists=True,
-            sampler=optuna_sampler(sweep, seed),
-            pruner=optuna_pruner(sweep, base),
-            direction=sweep["metric"]["goal"],
-        )
-        _remember(study, sweep, base, say)
-        existing = len(study.get_trials(deepcopy=False))
-        if existing and sweep["method"] != "grid":
-            # A resumed RandomSampler(seed) would draw the first run's values again.
-            study.sampler = optuna_sampler(sweep, _resume_seed(seed, existing))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
+        study = _open_study(sweep, base, storage=storage, name=study_name, seed=seed, say=say)
         _preload(sweep, base, progress)
         objective = _objective(
             sweep,
@@ -203,10 +172,28 @@ def run_local(
     return study
 
 
-def _resume_seed(seed: int, existing: int) -> int:
-    """The sampler seed of an invocation that finds ``existing`` trials: reproducible, and
-    different from the seeds of the earlier invocations."""
-    return int(np.random.SeedSequence([seed, existing]).generate_state(1)[0])
+def _study_name(config: str | os.PathLike | dict, sweep: dict, study_name: str | None) -> str:
+    """``study_name``, else the sweep's ``name``, else the stem of the YAML file."""
+    if study_name is None and not isinstance(config, Mapping):
+        study_name = sweep.get("name") or Path(config).stem
+    study_name = study_name or sweep.get("name")
+    if not study_name:
+        raise SweepConfigError("the study needs a name: set `name:` in the sweep or pass one")
+    return study_name
+
+
+def _check_request(sweep: dict, count: int | None, tracker: str) -> None:
+    """Refuse a count or tracker that cannot run, and a sweep that would never end."""
+    if count is not None and not (is_integer(count) and count >= 0):
+        raise SweepConfigError(f"count must be an integer >= 0 (or None); got {count!r}")
+    if tracker not in tracking.TRACKERS:
+        raise SweepConfigError(
+            f"tracker must be one of {', '.join(tracking.TRACKERS)}; got {tracker!r}"
+        )
+    if sweep["method"] != "grid" and count is None and "run_cap" not in sweep:
+        raise SweepConfigError(
+            f"a {sweep['method']} sweep never finishes by itself: give a count or set run_cap"
+        )
 
 
 def _preload(sweep: dict, base: dict, progress: bool) -> None:

@@ -1,7 +1,7 @@
-"""The Optuna study a local sweep lives in: its storage (with heartbeats, so the trials of a
-killed process are failed), the sweep and base options it remembers, which grid points are
-done or to run again, how many trials to run now; and its trials read back
-(``study_trials``, ``trial_config``).
+"""The Optuna study a local sweep lives in: created or resumed in its storage (with
+heartbeats, so the trials of a killed process are failed), the sweep and base options it
+remembers, which grid points are done or to run again, how many trials to run now; and its
+trials read back (``study_trials``, ``trial_config``).
 
 Optuna is imported inside the functions that need it.
 """
@@ -15,8 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from fnn.sweep.config import SweepConfigError
-from fnn.sweep.optuna_space import _decoded, grid_space
+from fnn.sweep.optuna_space import _decoded, grid_space, optuna_pruner, optuna_sampler
 from fnn.sweep.training import STATES, _train_config
 from fnn.train import TrainConfig
 
@@ -28,6 +30,38 @@ if TYPE_CHECKING:
 # (by the next run_local on the same storage) and, in a grid, its point is run again.
 HEARTBEAT_SECONDS = 15
 GRACE_SECONDS = 60
+
+
+def _open_study(
+    sweep: dict, base: dict, *, storage: Any, name: str, seed: int, say: Callable[[str], None]
+) -> optuna.Study:
+    """The study ``name`` in ``storage``, created or resumed, with the sampler and pruner of
+    ``sweep``; the trials of dead processes (stale heartbeats) are marked failed."""
+    import optuna
+
+    study = optuna.create_study(
+        storage=_storage(storage),
+        study_name=name,
+        load_if_exists=True,
+        sampler=optuna_sampler(sweep, seed),
+        pruner=optuna_pruner(sweep, base),
+        direction=sweep["metric"]["goal"],
+    )
+    _remember(study, sweep, base, say)
+    existing = len(study.get_trials(deepcopy=False))
+    if existing and sweep["method"] != "grid":
+        # A resumed RandomSampler(seed) would draw the first run's values again.
+        study.sampler = optuna_sampler(sweep, _resume_seed(seed, existing))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    return study
+
+
+def _resume_seed(seed: int, existing: int) -> int:
+    """The sampler seed of an invocation that finds ``existing`` trials: reproducible, and
+    different from the seeds of the earlier invocations."""
+    return int(np.random.SeedSequence([seed, existing]).generate_state(1)[0])
 
 
 def _storage(storage: Any) -> Any:
