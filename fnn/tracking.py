@@ -161,8 +161,12 @@ def online_by_default() -> bool:
     return _api_key_configured(wandb)
 
 
-def _stderr(message: str) -> None:
+def print_error(message: str) -> None:
+    """Print ``message`` to stderr (the default ``say`` of functions that report progress)."""
     print(message, file=sys.stderr)
+
+
+_stderr = print_error  # the old private name, for callers that still use it
 
 
 def start(
@@ -175,7 +179,7 @@ def start(
     group: str | None = None,
     job_type: str | None = None,
     directory: str | Path | None = None,
-    say: Callable[[str], None] = _stderr,
+    say: Callable[[str], None] = print_error,
 ) -> Tracker:
     """Start a run of tracker ``kind`` (``"wandb"`` or ``"none"``) and return its tracker.
 
