@@ -207,9 +207,7 @@ def momentum(learning_rate: float, momentum: float = 0.9, weight_decay: float = 
         velocity += g
         return np.multiply(velocity, -learning_rate, out=new()), MomentumState(velocity)
 
-    return lift(
-        MomentumState, ("velocity",), _zeros(MomentumState, "velocity"), rule, weight_decay
-    )
+    return lift(MomentumState, ("velocity",), _zeros(MomentumState, "velocity"), rule, weight_decay)
 
 
 @constrained(learning_rate=POSITIVE, momentum=UNIT, weight_decay=NON_NEGATIVE)
@@ -228,9 +226,7 @@ def nag(learning_rate: float, momentum: float = 0.9, weight_decay: float = 0.0) 
         step *= -learning_rate
         return step, MomentumState(velocity)
 
-    return lift(
-        MomentumState, ("velocity",), _zeros(MomentumState, "velocity"), rule, weight_decay
-    )
+    return lift(MomentumState, ("velocity",), _zeros(MomentumState, "velocity"), rule, weight_decay)
 
 
 @constrained(learning_rate=POSITIVE, beta=UNIT, epsilon=POSITIVE, weight_decay=NON_NEGATIVE)
