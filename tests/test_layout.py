@@ -126,11 +126,13 @@ def test_a_new_optimizer_trains_and_sweeps_with_no_other_change(toy_cli, tmp_pat
     assert sweep.returncode == 0, sweep.stderr
     assert "2 complete of 2 trials" in sweep.stdout
     out_of_range = tmp_path / "bad.yaml"
-    out_of_range.write_text("method: grid\nparameters:\n  optimizer: {value: toy}\n"
-                            "  gamma: {values: [0.5, 3]}\n")  # fmt: skip
+    out_of_range.write_text("method: grid\nmetric: {name: val_loss}\nparameters:\n"
+                            "  optimizer: {value: toy}\n  gamma: {values: [0.5, 3]}\n")  # fmt: skip
     bad = toy_cli("sweep", "bad.yaml", "--backend", "local", *common)
     assert bad.returncode == 2
-    assert "gamma" in bad.stderr and "(0, 1]" in bad.stderr
+    assert bad.stderr.strip() == (
+        "fnn: parameter gamma: value 3 is invalid; gamma must be in (0, 1]"
+    )
 
 
 def _without_docstrings(nodes: list[ast.stmt]) -> str:

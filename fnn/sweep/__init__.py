@@ -20,11 +20,11 @@ from fnn.sweep.config import (
     METHODS,
     METRIC_KEYS,
     METRICS,
-    SWEEPABLE,
     TOP_LEVEL_KEYS,
     UNSUPPORTED,
     SweepConfigError,
     load_config,
+    sweepable,
 )
 from fnn.sweep.optuna_backend import run_local
 from fnn.sweep.optuna_space import GRID_SEED, grid_space, optuna_pruner, optuna_sampler
@@ -64,7 +64,7 @@ __all__ = [
     "METRIC_KEYS",
     "SPLIT_FIELDS",
     "STATES",
-    "SWEEPABLE",
+    "sweepable",
     "TOP_LEVEL_KEYS",
     "UNSUPPORTED",
     "SweepConfigError",
@@ -85,3 +85,9 @@ __all__ = [
     "wandb_config",
     "wandb_trials",
 ]
+
+
+def __getattr__(name: str):
+    if name == "SWEEPABLE":  # the sweepable names as they are now (see ``sweepable``)
+        return sweepable()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

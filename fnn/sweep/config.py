@@ -6,7 +6,6 @@ in full before any trial runs (``load_config``); every error is a one-line
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import os
 import re
@@ -15,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fnn.constraints import GOALS, is_integer, is_number
-from fnn.train import FIELDS, ConfigError, TrainConfig, validate
+from fnn.constraints import GOALS, ConstraintError, is_integer, is_number
+from fnn.train import FIELDS, constraint, hyperparameter_names
 
 
 class SweepConfigError(ValueError):
@@ -67,15 +66,21 @@ UNSUPPORTED = (
     "beta",
     "q_beta",
 )
-SWEEPABLE: frozenset[str] = frozenset(FIELDS - {"extra", "data_dir", "source", "classes"})
+# TrainConfig fields a sweep does not set: where the data come from, and the free-form dicts
+NOT_SWEPT = frozenset({"extra", "hparams", "data_dir", "source", "classes"})
 
-_ANNOTATIONS = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
-_KIND_WORDS = {
-    "int": "an integer",
-    "float": "a number",
-    "str": "a string",
-    "tuple": "a list of integer widths",
-}
+
+def sweepable() -> frozenset[str]:
+    """The names a sweep may set: TrainConfig's settings (but where the data come from) and
+    the hyperparameters of every registered optimizer (read now, so an optimizer added to the
+    registry is sweepable with no other change)."""
+    return frozenset(FIELDS - NOT_SWEPT) | frozenset(hyperparameter_names())
+
+
+def __getattr__(name: str):
+    if name == "SWEEPABLE":  # the set as it is now (see ``sweepable``)
+        return sweepable()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_config(path_or_dict: str | os.PathLike | Mapping) -> dict:
@@ -228,10 +233,10 @@ def _implied_distribution(name: str, spec: Mapping) -> str:
 def _distribution(name: str, spec: Any, method: str) -> str:
     """The distribution of parameter ``name``: given, or implied as W&B does; one the local
     backend can sample, and categorical or constant in a grid."""
-    if name not in SWEEPABLE:
+    if name not in sweepable():
         raise SweepConfigError(
             f"parameters: {name!r} is not a sweepable training option; sweepable: "
-            f"{', '.join(sorted(SWEEPABLE))}"
+            f"{', '.join(sorted(sweepable()))}"
         )
     if not isinstance(spec, Mapping):
         raise SweepConfigError(
@@ -318,8 +323,9 @@ def _candidates(name: str, spec: dict) -> list[tuple[Any, str]]:
 
 
 def _kind(name: str) -> str:
-    """``int``, ``float``, ``str`` or ``tuple`` (hidden_sizes): the type of a TrainConfig field."""
-    return _ANNOTATIONS[name].split("[")[0].split(" |")[0]
+    """``int``, ``float``, ``str`` or ``tuple`` (hidden_sizes): how ``name`` is sampled, from
+    the constraints table (``fnn.train.constraint``)."""
+    return constraint(name).sample_kind()
 
 
 def _as_field(name: str, value: Any) -> Any:
@@ -327,27 +333,13 @@ def _as_field(name: str, value: Any) -> Any:
 
 
 def _check_value(name: str, value: Any, shown: str) -> None:
-    kind = _kind(name)
-    optional = "None" in _ANNOTATIONS[name]
-    if value is None:
-        ok = optional
-    elif kind == "int":
-        ok = is_integer(value)
-    elif kind == "float":
-        ok = is_number(value)
-    elif kind == "str":
-        ok = isinstance(value, str)
-    else:
-        ok = isinstance(value, list | tuple) and all(is_integer(width) for width in value)
-    if not ok:
-        raise SweepConfigError(
-            f"parameter {name}: value {shown} is not {_KIND_WORDS[kind]}"
-            + (" (or null)" if optional else "")
-        )
+    """``value`` of ``name`` checked against the same table ``fnn train`` validates with (for
+    an optimizer hyperparameter, as the first optimizer that takes it declares it; the full
+    configuration of each trial is validated again before it runs)."""
     try:
-        validate(TrainConfig(**{name: _as_field(name, value)}))
-    except ConfigError as error:
-        reason = str(error).removeprefix(f"--{error.option} ").split("; got")[0]
+        constraint(name).check(name, value)
+    except ConstraintError as error:
+        reason = error.message.split("; got")[0]
         raise SweepConfigError(
             f"parameter {name}: value {shown} is invalid; {name} {reason}"
         ) from None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fnn.constraints import GOALS, is_number
-from fnn.sweep.config import METRICS, SWEEPABLE, SweepConfigError
+from fnn.sweep.config import METRICS, SweepConfigError, sweepable
 from fnn.sweep.optuna_study import _load_study, _study_metric, study_trials
 from fnn.sweep.render import _cell, _figures, _html, _markdown, _Page
 from fnn.sweep.training import STATES
@@ -52,7 +52,7 @@ def report(
         trials = wandb_trials(source, metric=metric)
         if not trials:
             raise SweepConfigError(f"{source}: no readable W&B runs (offline-run-*/run-*) in it")
-        params = _varying(trials, sorted(SWEEPABLE))
+        params = _varying(trials, sorted(sweepable()))
         studies = {trial["sweep"] for trial in trials}
         name = studies.pop() if len(studies) == 1 and None not in studies else Path(source).name
         importances, method = _fallback_importance(trials, params)

@@ -44,8 +44,12 @@ def _check_base(base: Mapping | None) -> dict:
 
 
 def _train_config(base: Mapping, values: Mapping) -> TrainConfig:
+    """The validated configuration of ``base`` with a trial's ``values``: an optimizer
+    hyperparameter that is not a TrainConfig field goes into ``hparams``."""
     merged = {name: _as_field(name, value) for name, value in {**base, **values}.items()}
-    return validate(TrainConfig(**merged))
+    hparams = dict(merged.pop("hparams", None) or {})
+    hparams.update({name: merged.pop(name) for name in list(merged) if name not in FIELDS})
+    return validate(TrainConfig(**merged, hparams=hparams))
 
 
 def _new_history() -> dict[str, list[float]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fnn import tracking
 from fnn.constraints import is_number
-from fnn.sweep.config import METRICS, SWEEPABLE, SweepConfigError, load_config
+from fnn.sweep.config import METRICS, SweepConfigError, load_config, sweepable
 from fnn.sweep.training import _check_base, _new_history, _summary, _train, _train_config
 from fnn.train import ConfigError, TrainingDiverged
 
@@ -57,7 +57,7 @@ def agent_function(
 
         run = wandb.init()
         values = {key: value for key, value in dict(run.config).items() if key[0] != "_"}
-        unknown = sorted(set(values) - SWEEPABLE)
+        unknown = sorted(set(values) - sweepable())
         try:
             if unknown:
                 raise SweepConfigError(
@@ -183,13 +183,14 @@ def wandb_trials(folder: str | os.PathLike, *, metric: str = "val_accuracy") -> 
     rows = []
     for number, info in enumerate(infos):
         summary, config = info.get("summary") or {}, info.get("config") or {}
+        settings = {**config, **(config.get("hparams") or {})}  # hparams: eve's beta3, ...
         value = summary.get(metric)
         rows.append(
             {
                 "number": number,
                 "state": _run_state(info),
                 "value": float(value) if is_number(value) else None,
-                **{name: config[name] for name in sorted(SWEEPABLE) if name in config},
+                **{name: settings[name] for name in sorted(sweepable()) if name in settings},
                 "run_name": info.get("name"),
                 "epochs_run": summary.get("epochs_run", summary.get("epoch")),
                 "error": summary.get("error"),
