@@ -1,15 +1,26 @@
-"""Checkpoints: a folder holding ``params.npz``, ``config.json`` and ``history.json``.
+"""Checkpoints: fnn's files in a folder ``DIR`` that may hold anything else of the user's.
 
-Saving is atomic at the folder level: everything is written to a fresh sibling folder first,
-which then takes the checkpoint's name, so an existing checkpoint is never half-overwritten.
+    DIR/params.npz   config.json   history.json     the model (what ``fnn evaluate`` reads)
+    DIR/state.npz    state.json                      the rest of a training run (``--resume``)
+
+Each of those names is a relative symbolic link into ``DIR/.fnn/current/``, and
+``DIR/.fnn/current`` links to the folder of the latest complete save (``DIR/.fnn/<n>``). A save
+writes a new ``.fnn/<n>`` in full (each file flushed to disk), then swaps ``current`` with one
+atomic rename: at every moment ``DIR`` holds the old checkpoint or the new one, whole. A kill
+leaves at worst an unfinished ``.fnn/<n>.partial``, which the next save removes. Files fnn did
+not write are never touched. The format is NumPy ``.npz`` (read with ``allow_pickle=False``) and
+JSON: loading never runs code from the files. Folders of the earlier layout (the three model
+files as plain files) load as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
-import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +29,11 @@ import numpy as np
 from fnn.tree import Params
 
 PARAMS, CONFIG, HISTORY = "params.npz", "config.json", "history.json"
+STATE_ARRAYS, STATE = "state.npz", "state.json"
+MODEL_FILES = (PARAMS, CONFIG, HISTORY)
+FILES = (*MODEL_FILES, STATE_ARRAYS, STATE)
+HIDDEN, CURRENT = ".fnn", "current"
+FORMAT = 2  # state.json's "format": what this version of fnn writes and resumes
 
 
 class CheckpointError(Exception):
@@ -57,46 +73,194 @@ def check_writable(directory: str | Path) -> Path:
     return directory
 
 
-def save(directory: str | Path, params: Params, config: dict[str, Any], history: dict) -> Path:
-    """Write the checkpoint to ``directory`` (replacing a previous one there) and return it."""
-    directory = check_writable(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; a checkpoint is not
+def _current(directory: Path) -> Path | None:
+    """The folder of ``directory``'s latest complete save, or None (none, or the old layout)."""
+    link = directory / HIDDEN / CURRENT
+    if not link.is_symlink():
+        return None
+    target = directory / HIDDEN / os.readlink(link)
+    return target if target.is_dir() else None
+
+
+def _model_folder(directory: Path) -> Path:
+    """Where ``directory``'s model files are: its current save, or itself (the old layout)."""
+    return _current(directory) or directory
+
+
+def owner(directory: str | Path) -> str | None:
+    """The run id recorded by the checkpoint in ``directory`` ("" for a checkpoint without one,
+    None when there is no checkpoint there)."""
+    directory = Path(directory).expanduser()
+    folder = _model_folder(directory)
+    if not (folder / PARAMS).is_file():
+        return None
     try:
-        np.savez(staging / PARAMS, **_flatten(params))
-        (staging / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        (staging / HISTORY).write_text(json.dumps(history, indent=2) + "\n")
-        if directory.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
-            os.replace(directory, retired / directory.name)
-            os.replace(staging, directory)
-            shutil.rmtree(retired, ignore_errors=True)
+        return str(json.loads((folder / STATE).read_text()).get("run_id") or "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+def _write(path: Path, data: bytes | None = None, arrays: dict | None = None) -> None:
+    """Write ``path`` and flush it to disk before it counts."""
+    with open(path, "wb") as file:
+        if arrays is not None:
+            np.savez(file, **arrays)
         else:
-            os.replace(staging, directory)
+            file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _fsync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _check_names(directory: Path, overwrite: bool) -> None:
+    """Refuse to replace a user's file that happens to carry one of fnn's names."""
+    for name in FILES:
+        path = directory / name
+        ours = path.is_symlink() and os.readlink(path) == f"{HIDDEN}/{CURRENT}/{name}"
+        legacy = name in MODEL_FILES and (directory / PARAMS).is_file() and overwrite
+        if path.exists() and not ours and not legacy:
+            raise CheckpointError(
+                f"--save {directory}: {path} is not a file of fnn's checkpoint; move it or "
+                "save to another folder"
+            )
+
+
+def save(
+    directory: str | Path,
+    params: Params,
+    config: dict[str, Any],
+    history: dict,
+    *,
+    state: dict[str, Any] | None = None,
+    state_arrays: dict[str, np.ndarray] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a checkpoint into ``directory`` and return it. ``state`` and ``state_arrays``
+    (JSON-ready values and named arrays) are what ``--resume`` needs; ``state["run_id"]`` names
+    the run. A checkpoint of another run already there is replaced only with ``overwrite``."""
+    directory = check_writable(directory)
+    state = {"format": FORMAT, **(state or {})}
+    existing = owner(directory)
+    if existing is not None and existing != str(state.get("run_id") or "") and not overwrite:
+        raise CheckpointError(
+            f"--save {directory}: holds the checkpoint of another run; --overwrite replaces "
+            f"it, `fnn train --resume {directory}` continues it"
+        )
+    _check_names(directory, overwrite)
+    hidden = directory / HIDDEN
+    hidden.mkdir(parents=True, exist_ok=True)
+    numbers = [int(m.group(1)) for p in hidden.iterdir() if (m := re.fullmatch(r"(\d+)", p.name))]
+    number = max(numbers, default=0) + 1
+    staging = hidden / f"{number}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        _write(staging / PARAMS, arrays=_flatten(params))
+        _write(staging / CONFIG, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+        _write(staging / HISTORY, (json.dumps(history, indent=2) + "\n").encode())
+        _write(staging / STATE_ARRAYS, arrays=dict(state_arrays or {}))
+        _write(staging / STATE, (json.dumps(state, indent=2) + "\n").encode())
+        _fsync_folder(staging)
+        os.replace(staging, hidden / str(number))
+        link = hidden / f"{CURRENT}.new"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(link)
+        os.symlink(str(number), link)
+        os.replace(link, hidden / CURRENT)  # the moment the new checkpoint counts
+        _fsync_folder(hidden)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    _link_names(directory)
+    _clean(hidden, keep=str(number))
     return directory
+
+
+def _link_names(directory: Path) -> None:
+    """``DIR/<name>`` -> ``.fnn/current/<name>`` for each of fnn's files (each swap atomic)."""
+    for name in FILES:
+        path, target = directory / name, f"{HIDDEN}/{CURRENT}/{name}"
+        if path.is_symlink() and os.readlink(path) == target:
+            continue
+        temporary = directory / f".{name}.fnn-link"  # a kill's leftover is replaced here
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        os.symlink(target, temporary)
+        os.replace(temporary, path)
+
+
+def _clean(hidden: Path, keep: str) -> None:
+    """Remove earlier saves and anything a killed save left in ``hidden``."""
+    for path in hidden.iterdir():
+        if path.name in (keep, CURRENT):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as arrays:
+        return {key: arrays[key] for key in arrays.files}
+
+
+UNREADABLE = (OSError, ValueError, KeyError, IndexError, EOFError, zipfile.BadZipFile)
 
 
 def load(directory: str | Path) -> tuple[Params, dict[str, Any], dict]:
     """``(params, config, history)`` from a checkpoint folder written by ``save``."""
     directory = Path(directory).expanduser()
-    missing = [name for name in (PARAMS, CONFIG) if not (directory / name).is_file()]
+    folder = _model_folder(directory)
+    missing = [name for name in (PARAMS, CONFIG) if not (folder / name).is_file()]
     if missing:
         raise CheckpointError(
             f"{directory} is not an fnn checkpoint (missing {', '.join(missing)}); "
             "create one with `fnn train --save DIR`"
         )
     try:
-        with np.load(directory / PARAMS) as arrays:
-            params = _unflatten({key: arrays[key] for key in arrays.files})
-        config = json.loads((directory / CONFIG).read_text())
-        history_path = directory / HISTORY
+        params = _unflatten(_read_arrays(folder / PARAMS))
+        config = json.loads((folder / CONFIG).read_text())
+        history_path = folder / HISTORY
         history = json.loads(history_path.read_text()) if history_path.exists() else {}
-    except (OSError, ValueError, KeyError, IndexError) as error:
+    except UNREADABLE as error:
         raise CheckpointError(f"{directory}: unreadable checkpoint ({error})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{directory}: unreadable checkpoint ({CONFIG} is not a mapping)")
     return params, config, history
+
+
+def load_state(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(state, state_arrays)`` of the checkpoint in ``directory``, as ``save`` got them;
+    ``CheckpointError`` when there is none, it is unreadable or another format."""
+    directory = Path(directory).expanduser()
+    folder = _current(directory)
+    if folder is None or not (folder / STATE).is_file():
+        what = "not an fnn checkpoint" if owner(directory) is None else "a checkpoint without"
+        raise CheckpointError(
+            f"--resume {directory}: {what} the state to resume from"
+            + (
+                " (fnn train --save DIR writes one)"
+                if owner(directory) is None
+                else " (written by an older fnn)"
+            )  # fmt: skip
+        )
+    try:
+        state = json.loads((folder / STATE).read_text())
+        arrays = _read_arrays(folder / STATE_ARRAYS)
+    except UNREADABLE as error:
+        raise CheckpointError(f"--resume {directory}: unreadable checkpoint ({error})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format") if isinstance(state, dict) else None
+        raise CheckpointError(
+            f"--resume {directory}: checkpoint format {found!r}, this fnn resumes format {FORMAT}"
+        )
+    return state, arrays

@@ -34,7 +34,7 @@ def test_failed_save_never_touches_the_existing_checkpoint(tmp_path, monkeypatch
     target = tmp_path / "run"
     original = fnn.init_mlp([3, 2], seed=0)
     checkpoint.save(target, original, {"v": 1}, {"h": 1})
-    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    before = {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()}
 
     def broken_dumps(*args, **kwargs):
         raise OSError("disk full")
@@ -42,7 +42,7 @@ def test_failed_save_never_touches_the_existing_checkpoint(tmp_path, monkeypatch
     monkeypatch.setattr(checkpoint.json, "dumps", broken_dumps)
     with pytest.raises(OSError, match="disk full"):
         checkpoint.save(target, fnn.init_mlp([3, 2], seed=5), {"v": 2}, {})
-    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 

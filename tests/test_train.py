@@ -234,3 +234,36 @@ def test_fit_with_cosine_schedule_learns():
     assert history["epochs"][-1]["val_accuracy"] > 0.9
     with pytest.raises(ConfigError, match="--lr_schedule must be one of constant, cosine"):
         validate(dataclasses.replace(SMALL, lr_schedule="linear"))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(optimizer="adam", dropout=0.2, lr_schedule="cosine"),
+        dict(optimizer="eve"),
+        dict(optimizer="nag"),
+        dict(optimizer="adam", patience=1),
+    ],  # fmt: skip
+)
+def test_resuming_from_any_epoch_gives_the_run_never_stopped_bit_for_bit(changes):
+    import json
+
+    from fnn.tree import flatten
+
+    config = dataclasses.replace(SMALL, epochs=4, **changes)
+    snapshots = []
+
+    def keep(model, state, arrays):  # what a checkpoint holds, through JSON as on disk
+        snapshots.append((json.loads(json.dumps(state)), {k: v.copy() for k, v in arrays.items()}))
+
+    splits = blobs()
+    params, history = fit(config, splits, on_checkpoint=keep)
+    assert [state["epoch"] for state, _ in snapshots] == list(range(1, 5))
+
+    def values(h):  # everything but the wall-clock seconds
+        return [{k: v for k, v in e.items() if k != "seconds"} for e in h["epochs"]], h["steps"]
+
+    for snapshot in snapshots[:3]:
+        resumed, resumed_history = fit(config, splits, resume=snapshot)
+        assert np.array_equal(flatten(resumed)[0], flatten(params)[0])
+        assert values(resumed_history) == values(history)

@@ -42,6 +42,80 @@ class _Run:
     best_loss: float = math.inf
     best_params: Params | None = None
     stale: int = 0  # epochs since the validation loss last fell
+    epoch: int = 0  # epochs completed
+
+
+def _leaves(tree: Params, prefix: str) -> dict[str, np.ndarray]:
+    return {f"{prefix}/{layer}/{name}": leaf for layer, leaves in tree.items()
+            for name, leaf in leaves.items()}  # fmt: skip
+
+
+def _fill(tree: Params, arrays: dict[str, np.ndarray], prefix: str) -> Params:
+    """``tree`` (fresh, writable) with every leaf copied from ``arrays[prefix/layer/name]``."""
+    for key, leaf in _leaves(tree, prefix).items():
+        saved = arrays.get(key)
+        if saved is None or saved.shape != leaf.shape:
+            found = "missing" if saved is None else f"of shape {saved.shape}"
+            raise ResumeError(f"the checkpoint's {key} is {found} where the run has {leaf.shape}")
+        leaf[...] = saved
+    return tree
+
+
+class ResumeError(ValueError):
+    """A saved training state that does not fit the configuration it is resumed with."""
+
+
+def snapshot(run: _Run) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Everything ``fit`` needs to continue ``run`` bit for bit after its last complete epoch:
+    JSON-ready values and named arrays (parameters, best parameters, optimizer state)."""
+    arrays = _leaves(run.params, "params")
+    if run.best_params is not None:
+        arrays.update(_leaves(run.best_params, "best"))
+    scalars = {}
+    for name, value in zip(run.opt_state._fields, run.opt_state, strict=True):
+        if isinstance(value, dict):
+            arrays.update(_leaves(value, f"opt/{name}"))
+        elif isinstance(value, int | float):
+            scalars[name] = value
+    state = {
+        "epoch": run.epoch, "global_step": run.global_step, "loss_sum": run.loss_sum,
+        "loss_count": run.loss_count, "stale": run.stale,
+        "best_loss": run.best_loss if math.isfinite(run.best_loss) else None,
+        "history": run.history, "optimizer": type(run.opt_state).__name__,
+        "optimizer_scalars": scalars, "batch_rng": run.batch_rng.bit_generator.state,
+        "dropout_rng": None if run.dropout_rng is None else run.dropout_rng.bit_generator.state,
+    }  # fmt: skip
+    return state, arrays
+
+
+def _restore(
+    config: TrainConfig, splits: data.Splits, state: dict[str, Any], arrays: dict
+) -> tuple[_Run, optimizers.Optimizer]:
+    """The run ``snapshot`` described, continued with ``config`` on ``splits``."""
+    run, optimizer = _start(config, splits)
+    if state.get("optimizer") != type(run.opt_state).__name__:
+        raise ResumeError(
+            f"the checkpoint holds a {state.get('optimizer')} state, the run a "
+            f"{type(run.opt_state).__name__}"
+        )
+    run.params = _fill(_copy(run.params), arrays, "params")
+    if any(key.startswith("best/") for key in arrays):
+        run.best_params = _fill(_copy(run.params), arrays, "best")
+    fields = {}
+    for name, value in zip(run.opt_state._fields, run.opt_state, strict=True):
+        if isinstance(value, dict):
+            fields[name] = _fill(_copy(value), arrays, f"opt/{name}")
+        elif name in state["optimizer_scalars"]:
+            fields[name] = type(value)(state["optimizer_scalars"][name])
+    run.opt_state = run.opt_state._replace(**fields)
+    run.batch_rng.bit_generator.state = state["batch_rng"]
+    if run.dropout_rng is not None and state["dropout_rng"] is not None:
+        run.dropout_rng.bit_generator.state = state["dropout_rng"]
+    run.epoch, run.global_step, run.stale = state["epoch"], state["global_step"], state["stale"]
+    run.loss_sum, run.loss_count = state["loss_sum"], state["loss_count"]
+    run.best_loss = math.inf if state["best_loss"] is None else state["best_loss"]
+    run.history = state["history"]
+    return run, optimizer
 
 
 def _copy(params: Params) -> Params:
@@ -98,6 +172,8 @@ def fit(
     tracker: Tracker | None = None,
     progress: bool = False,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_checkpoint: Callable[[Params, dict[str, Any], dict[str, np.ndarray]], None] | None = None,
+    resume: tuple[dict[str, Any], dict[str, np.ndarray]] | None = None,
 ) -> tuple[Params, dict[str, Any]]:
     """Train ``config`` on ``splits`` (loaded from ``config.dataset`` when not given).
 
@@ -108,12 +184,18 @@ def fit(
     the best parameters are returned. ``lr_schedule="cosine"`` decays the learning rate to
     zero over all ``epochs`` (``cosine_decay``, per update).
     Raises ``TrainingDiverged`` as soon as a minibatch loss or a gradient is not finite.
+
+    After every epoch ``on_checkpoint(model, state, arrays)`` gets the parameters to keep (the
+    best ones with ``patience``) and ``snapshot``'s description of the run; ``resume=(state,
+    arrays)`` continues from one, giving bit for bit the result of the run never stopped
+    (``ResumeError`` if it does not fit ``config``). ``config.epochs`` may exceed the saved
+    run's to train longer.
     """
     config = validate(config)
     tracker = tracker or NoTracker()
     if splits is None:
         splits = load_splits(config, progress=progress)
-    run, optimizer = _start(config, splits)
+    run, optimizer = _start(config, splits) if resume is None else _restore(config, splits, *resume)
     step = train_step(  # fit owns params and opt_state: each step reuses their memory
         optimizer, activation=config.activation, loss=config.loss, dropout=config.dropout,
         donate=True,
@@ -122,8 +204,9 @@ def fit(
     steps_per_epoch = -(-len(splits.y_train) // config.batch_size)
     # Overflow on the way to a non-finite loss is reported as TrainingDiverged, not as warnings.
     with _progress(progress) as bar, np.errstate(over="ignore", invalid="ignore"):
-        task = bar.add_task("epoch 1", total=steps_per_epoch * config.epochs, status="")
-        for epoch in range(1, config.epochs + 1):
+        task = bar.add_task("epoch 1", total=steps_per_epoch * config.epochs, status="",
+                            completed=steps_per_epoch * run.epoch)  # fmt: skip
+        for epoch in range(run.epoch + 1, config.epochs + 1):
             bar.update(task, description=f"epoch {epoch}/{config.epochs}")
             started = time.perf_counter()
             for xb, yb in data.batches(
@@ -141,9 +224,18 @@ def fit(
                                     f"acc {record['val_accuracy']:.2%}")  # fmt: skip
             if on_epoch is not None:
                 on_epoch(record)
-            if _should_stop(run, config, epoch, record):
+            stop = _should_stop(run, config, epoch, record)
+            run.epoch = epoch
+            if on_checkpoint is not None:
+                on_checkpoint(_model(run, config), *snapshot(run))
+            if stop:
                 break
-    return (run.best_params if config.patience is not None else run.params), run.history
+    return _model(run, config), run.history
+
+
+def _model(run: _Run, config: TrainConfig) -> Params:
+    """The parameters a run yields: the best ones with ``patience``, else the latest."""
+    return run.best_params if config.patience is not None else run.params
 
 
 def _step(run: _Run, step, config: TrainConfig, epoch: int, xb, yb, total: int, tracker) -> None:
