@@ -73,6 +73,21 @@ def check_writable(directory: str | Path) -> Path:
     return directory
 
 
+def check_target(directory: str | Path, run_id: str | None, *, overwrite: bool = False) -> Path:
+    """``directory`` if the checkpoint of run ``run_id`` may be written there: writable, no
+    checkpoint of another run (unless ``overwrite``), no file of the user's under one of fnn's
+    names. ``CheckpointError`` (one line) otherwise; nothing is written."""
+    directory = check_writable(directory)
+    existing = owner(directory)
+    if existing is not None and existing != str(run_id or "") and not overwrite:
+        raise CheckpointError(
+            f"--save {directory}: holds the checkpoint of another run; --overwrite replaces "
+            f"it, `fnn train --resume {directory}` continues it"
+        )
+    _check_names(directory, overwrite)
+    return directory
+
+
 def _current(directory: Path) -> Path | None:
     """The folder of ``directory``'s latest complete save, or None (none, or the old layout)."""
     link = directory / HIDDEN / CURRENT
@@ -145,15 +160,8 @@ def save(
     """Write a checkpoint into ``directory`` and return it. ``state`` and ``state_arrays``
     (JSON-ready values and named arrays) are what ``--resume`` needs; ``state["run_id"]`` names
     the run. A checkpoint of another run already there is replaced only with ``overwrite``."""
-    directory = check_writable(directory)
     state = {"format": FORMAT, **(state or {})}
-    existing = owner(directory)
-    if existing is not None and existing != str(state.get("run_id") or "") and not overwrite:
-        raise CheckpointError(
-            f"--save {directory}: holds the checkpoint of another run; --overwrite replaces "
-            f"it, `fnn train --resume {directory}` continues it"
-        )
-    _check_names(directory, overwrite)
+    directory = check_target(directory, state.get("run_id"), overwrite=overwrite)
     hidden = directory / HIDDEN
     hidden.mkdir(parents=True, exist_ok=True)
     numbers = [int(m.group(1)) for p in hidden.iterdir() if (m := re.fullmatch(r"(\d+)", p.name))]
@@ -243,15 +251,16 @@ def load_state(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.ndar
     ``CheckpointError`` when there is none, it is unreadable or another format."""
     directory = Path(directory).expanduser()
     folder = _current(directory)
-    if folder is None or not (folder / STATE).is_file():
-        what = "not an fnn checkpoint" if owner(directory) is None else "a checkpoint without"
+    if not directory.is_dir():
+        raise CheckpointError(f"--resume {directory}: no such folder")
+    if owner(directory) is None:
         raise CheckpointError(
-            f"--resume {directory}: {what} the state to resume from"
-            + (
-                " (fnn train --save DIR writes one)"
-                if owner(directory) is None
-                else " (written by an older fnn)"
-            )  # fmt: skip
+            f"--resume {directory}: is not an fnn checkpoint (`fnn train --save DIR` writes one)"
+        )
+    if folder is None or not (folder / STATE).is_file():
+        raise CheckpointError(
+            f"--resume {directory}: this checkpoint holds no training state to resume (an older "
+            "fnn wrote it); train again with --save"
         )
     try:
         state = json.loads((folder / STATE).read_text())

@@ -32,7 +32,11 @@ class Tracker(Protocol):
         self, key: str, labels: np.ndarray, predictions: np.ndarray, class_names: list[str]
     ) -> None: ...
 
-    def finish(self) -> None: ...
+    def finish(self, exit_code: int = 0) -> None:
+        """End the run; a non-zero ``exit_code`` marks it failed (255: interrupted, as W&B
+        marks a run stopped by Ctrl-C)."""
+
+    run_id: str | None  # what ``start(..., run_id=)`` continues
 
 
 class NoTracker:
@@ -50,8 +54,10 @@ class NoTracker:
     def confusion(self, key: str, labels, predictions, class_names) -> None:
         pass
 
-    def finish(self) -> None:
+    def finish(self, exit_code: int = 0) -> None:
         pass
+
+    run_id = None
 
 
 def _short_float(value: float) -> str:
@@ -136,8 +142,12 @@ class WandbTracker:
 
         self._guard(log)
 
-    def finish(self) -> None:
-        self._guard(self.run.finish)
+    def finish(self, exit_code: int = 0) -> None:
+        self._guard(lambda: self.run.finish(exit_code=exit_code))
+
+    @property
+    def run_id(self) -> str | None:
+        return getattr(self.run, "id", None)
 
 
 OFFLINE_MODES = ("offline", "dryrun")
@@ -179,6 +189,7 @@ def start(
     group: str | None = None,
     job_type: str | None = None,
     directory: str | Path | None = None,
+    run_id: str | None = None,
     say: Callable[[str], None] = print_error,
 ) -> Tracker:
     """Start a run of tracker ``kind`` (``"wandb"`` or ``"none"``) and return its tracker.
@@ -187,6 +198,7 @@ def start(
     ``WANDB_API_KEY``) and ``WANDB_MODE`` is not ``offline``; if the server cannot be reached
     it falls back to an offline run. ``say`` receives the one line that tells where an offline
     run is and how to upload it. ``directory`` defaults to ``$WANDB_DIR`` or the current folder.
+    ``run_id`` continues that run (W&B's resume by id: ``resume="allow"``), as ``--resume`` does.
     """
     if kind not in TRACKERS:
         raise ValueError(f"unknown tracker {kind!r}; valid choices: {', '.join(TRACKERS)}")
@@ -210,6 +222,7 @@ def start(
         job_type=job_type,
         dir=directory,
         reinit="finish_previous",
+        **({"id": run_id, "resume": "allow"} if run_id else {}),
     )
     reason = f"WANDB_MODE={mode}"
     if mode not in OFFLINE_MODES:

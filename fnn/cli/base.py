@@ -30,6 +30,10 @@ CLI_EXTRA = ("typer", "rich", "yaml", "pooch", "tqdm", "wandb", "optuna", "matpl
              "threadpoolctl")  # fmt: skip
 
 
+class Interrupted(Exception):
+    """Ctrl-C during a run, with the one line that says what was kept (exit code 130)."""
+
+
 class UsageFailure(Exception):
     """Bad input found after parsing: reported in one line with exit code 2."""
 
@@ -85,6 +89,9 @@ def run(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         errors.print("interrupted", highlight=False)
+        return 130
+    except Interrupted as error:  # Ctrl-C in a command that says what it kept
+        errors.print(f"fnn: {error}", highlight=False, markup=False, soft_wrap=True)
         return 130
     except ModuleNotFoundError as error:  # an optional dependency a command imports late
         if (error.name or "").split(".")[0] not in CLI_EXTRA:

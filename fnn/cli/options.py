@@ -45,7 +45,17 @@ TRAIN_FLAGS: dict[str, tuple[tuple[str, ...], str]] = {
     "dropout": ((), "Inverted dropout on hidden layers:"),
     "patience": ((), "Early stopping on val loss, epochs:"),
     "log_every": ((), "Record the running train loss every N steps:"),
-    "save": ((), "Checkpoint folder (params, config, history)."),
+    "save": (
+        (),
+        "Checkpoint folder, written after every epoch (the model, and the state "
+        "--resume continues); files of yours there are left alone.",
+    ),
+    "resume": (
+        (),
+        "Continue the run saved in this folder from its last complete epoch, with "
+        "its own settings (--epochs may be raised).",
+    ),
+    "overwrite": ((), "Let --save replace the checkpoint of another run."),
     "data_dir": ((), "Folder holding mnist/ or fashion-mnist/."),
     "source": ((), "Where the data come from:"),
     "classes": ((), "Keep only these classes, e.g. automobile,cat."),
@@ -60,6 +70,8 @@ CLI_ONLY: dict[str, tuple[Any, Any]] = {
     "wandb_project": (str, "fnn"),
     "wandb_entity": (str | None, None),
     "save": (Path | None, None),
+    "resume": (Path | None, None),
+    "overwrite": (bool, False),
     "tracker": (str, "wandb"),
     "config": (Path | None, None),
     "quiet": (bool, False),

@@ -3,6 +3,7 @@ at a checkpoint or at the data."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import tempfile
@@ -15,9 +16,11 @@ from rich.table import Table
 from fnn import checkpoint, data, tracking
 from fnn.cli.base import RunFailure, UsageFailure, app, console, errors
 from fnn.cli.options import CLI_ONLY, accepts, extra_hyperparameters, train_parameters
+from fnn.cli.runs import Saver, resumed_run
 from fnn.train import (
     FIELDS,
     ConfigError,
+    ResumeError,
     TrainConfig,
     TrainingDiverged,
     load_splits,
@@ -49,9 +52,7 @@ def _merge(ctx: typer.Context, flags: dict[str, Any], config_file: Path | None) 
     from_file = _read_config_file(config_file) if config_file else {}
     merged = {}
     for name, value in flags.items():
-        source = ctx.get_parameter_source(name)
-        given = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
-        merged[name] = value if given or name not in from_file else from_file[name]
+        merged[name] = value if _given(ctx, name) or name not in from_file else from_file[name]
     return merged
 
 
@@ -81,66 +82,100 @@ def _print_epoch(record: dict[str, Any]) -> None:
     )
 
 
-def run_training(values: dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:
-    """Train, evaluate on the test set once, save if asked; returns the summary."""
-    from fnn import metrics
-    from fnn.train import fit
-
+def run_training(
+    values: dict[str, Any], *, quiet: bool = False, given: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Train (or, with ``resume``, continue a saved run), evaluate on the test set once, and
+    save after every epoch if asked; returns the summary. ``given``: the options the user set."""
+    resumed = None
+    if values.get("resume") is not None:
+        directory = Path(values["resume"]).expanduser()
+        resumed = resumed_run(directory, values, set(given))
+        values = {**values, **resumed["settings"], "save": str(directory)}
     config = build_config(values)
+    if resumed is not None:
+        config = dataclasses.replace(config, extra=resumed["extra"])
     save_dir = values.get("save")
+    state = resumed["state"] if resumed else {}
     if save_dir:
         try:
-            checkpoint.check_writable(save_dir)
+            checkpoint.check_target(save_dir, state.get("run_id"),
+                                    overwrite=bool(values.get("overwrite")))  # fmt: skip
         except checkpoint.CheckpointError as error:
             raise UsageFailure(str(error)) from None
-    show_progress = not quiet and console.is_terminal
+    splits = _splits(config, show_progress=not quiet and console.is_terminal, quiet=quiet)
+    tracker = tracking.start(
+        values.get("tracker", "wandb"), config.to_dict(),
+        project=values.get("wandb_project") or "fnn", entity=values.get("wandb_entity"),
+        run_id=state.get("wandb_run_id"),
+        say=lambda line: errors.print(line, highlight=False, markup=False, soft_wrap=True),
+    )  # fmt: skip
+    saver = Saver(save_dir, config, tracker, run_id=state.get("run_id"),
+                  overwrite=bool(values.get("overwrite")), say=_say)  # fmt: skip
+    params, history, summary = _train_and_test(config, splits, tracker, saver, resumed, quiet)
+    console.print(
+        f"val accuracy {summary['val_accuracy']:.2%}  test accuracy {summary['test_accuracy']:.2%}"
+        f"  (test loss {summary['test_loss']:.4f}; {summary['train_seconds']:.1f} s training)"
+    )
+    path = saver.final(params, history)
+    if path is not None and not quiet:
+        console.print(f"saved to {path} (inspect with `fnn evaluate {path}`)")
+    return summary
+
+
+def _say(line: str) -> None:
+    errors.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _splits(config: TrainConfig, *, show_progress: bool, quiet: bool) -> data.Splits:
+    """The data of ``config``, and the line that says what is trained on what."""
     try:
         splits = load_splits(config, progress=show_progress)
     except data.DataError as error:
         raise RunFailure(str(error)) from None
-    class_names = data.class_names(config.dataset, config.classes)
     if not quiet:
-        sizes = [splits.x_train.shape[1], *config.hidden_layers(), len(class_names)]
+        classes = len(data.class_names(config.dataset, config.classes))
+        sizes = [splits.x_train.shape[1], *config.hidden_layers(), classes]
         console.print(
             f"{config.dataset}: {len(splits.y_train)} train, {len(splits.y_val)} val, "
             f"{len(splits.y_test)} test; MLP {sizes} {config.activation}, {config.optimizer} "
             f"lr {config.learning_rate:g}, batch {config.batch_size}, {config.epochs} epochs"
         )
-    tracker = tracking.start(
-        values.get("tracker", "wandb"),
-        config.to_dict(),
-        project=values.get("wandb_project") or "fnn",
-        entity=values.get("wandb_entity"),
-        say=lambda line: errors.print(line, highlight=False, markup=False, soft_wrap=True),
-    )
+    return splits
+
+
+def _train_and_test(config, splits, tracker, saver: Saver, resumed, quiet: bool):
+    """``fit`` (saving every epoch through ``saver``), then the test set; the tracker is
+    finished as the run ends: interrupted (255), failed (1) or done (0)."""
+    from fnn import metrics
+    from fnn.train import fit
+
+    exit_code = 1
     try:
         params, history = fit(
-            config,
-            splits,
-            tracker=tracker,
-            progress=show_progress,
-            on_epoch=None if quiet else _print_epoch,
-        )
+            config, splits, tracker=tracker, progress=not quiet and console.is_terminal,
+            on_epoch=None if quiet else _print_epoch, on_checkpoint=saver,
+            resume=None if resumed is None else (resumed["state"]["training"], resumed["arrays"]),
+        )  # fmt: skip
         test = metrics.evaluate(
             params, splits.x_test, splits.y_test, activation=config.activation, loss=config.loss
         )
         summary = _summarise(config, history, test)
         tracker.summary(summary)
-        _log_confusion(tracker, splits.y_test, test, class_names, config.dataset)
+        _log_confusion(tracker, splits.y_test, test, data.class_names(config.dataset,
+                       config.classes), config.dataset)  # fmt: skip
+        exit_code = 0
+    except KeyboardInterrupt:
+        exit_code = 255
+        raise saver.interrupted() from None
     except TrainingDiverged as error:
         raise RunFailure(str(error)) from None
+    except ResumeError as error:
+        raise UsageFailure(f"--resume {saver.directory}: {error}") from None
     finally:
-        tracker.finish()
+        tracker.finish(exit_code)
     history["test"] = {"loss": test["loss"], "accuracy": test["accuracy"]}
-    console.print(
-        f"val accuracy {summary['val_accuracy']:.2%}  test accuracy {summary['test_accuracy']:.2%}"
-        f"  (test loss {summary['test_loss']:.4f}; {summary['train_seconds']:.1f} s training)"
-    )
-    if save_dir:
-        path = checkpoint.save(save_dir, params, config.to_dict(), history)
-        if not quiet:
-            console.print(f"saved to {path} (inspect with `fnn evaluate {path}`)")
-    return summary
+    return params, history, summary
 
 
 def _summarise(config: TrainConfig, history: dict[str, Any], test: dict[str, Any]) -> dict:
@@ -171,15 +206,25 @@ def _log_confusion(tracker, labels, test: dict[str, Any], class_names, dataset: 
 
 
 def train(ctx: typer.Context, **options: Any) -> None:
-    """Train an MLP, report validation and test accuracy, optionally save it."""
+    """Train an MLP, report validation and test accuracy, optionally save it (after every
+    epoch, so that `--resume` can continue it)."""
     config_file = options.pop("config")
     values = _merge(ctx, options, config_file)
-    if values["save"] is not None:
-        values["save"] = str(values["save"])
+    given = {name for name in options if _given(ctx, name)}
+    if config_file is not None:
+        given |= set(_read_config_file(config_file))
+    for name in ("save", "resume"):
+        if values[name] is not None:
+            values[name] = str(values[name])
     try:
-        run_training(values, quiet=bool(values.pop("quiet")))
+        run_training(values, quiet=bool(values.pop("quiet")), given=frozenset(given))
     except ConfigError as error:
         raise UsageFailure(str(error)) from None
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
 
 # The options are built from the settings' table when the command line starts, so an optimizer

@@ -16,7 +16,7 @@ from fnn.train.config import (
     takers,
     validate,
 )
-from fnn.train.loop import fit
+from fnn.train.loop import ResumeError, fit, snapshot
 from fnn.train.step import (
     SCHEDULES,
     TrainingDiverged,
@@ -29,7 +29,7 @@ from fnn.train.step import (
 
 __all__ = [
     "CONSTRAINTS", "DTYPES", "FIELDS", "OPTIMIZER_FIELDS", "SCHEDULES", "ConfigError",
-    "TrainConfig", "TrainingDiverged", "all_finite", "constant", "constraint", "cosine_decay",
-    "fit", "hyperparameter_constraint", "hyperparameter_names", "load_splits", "scale_updates",
-    "takers", "train_step", "validate",
+    "ResumeError", "TrainConfig", "TrainingDiverged", "all_finite", "constant", "constraint",
+    "cosine_decay", "fit", "hyperparameter_constraint", "hyperparameter_names", "load_splits",
+    "scale_updates", "snapshot", "takers", "train_step", "validate",
 ]  # fmt: skip

@@ -1,0 +1,5 @@
+"""``python -m fnn ARGS`` is ``fnn ARGS``."""
+
+from fnn.cli import main
+
+raise SystemExit(main())
