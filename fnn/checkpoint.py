@@ -177,6 +177,7 @@ def save(
         _write(staging / STATE, (json.dumps(state, indent=2) + "\n").encode())
         _fsync_folder(staging)
         os.replace(staging, hidden / str(number))
+        _link_names(directory)  # (dangling until the first save's swap below)
         link = hidden / f"{CURRENT}.new"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(link)
@@ -186,7 +187,6 @@ def save(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _link_names(directory)
     _clean(hidden, keep=str(number))
     return directory
 

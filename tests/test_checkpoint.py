@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -60,3 +61,30 @@ def test_errors_are_one_line(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match="unreadable") as info:
         checkpoint.load(tmp_path / "bad")
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("stop_at", range(1, 9))
+def test_a_save_stopped_at_any_rename_leaves_a_whole_checkpoint(tmp_path, monkeypatch, stop_at):
+    target = tmp_path / "run"
+    checkpoint.save(target, fnn.init_mlp([3, 2], seed=0), {"v": 1}, {}, state={"run_id": "a"})
+    (target / "mine.txt").write_text("keep")
+    calls, replace = [0], checkpoint.os.replace
+
+    def stopping_replace(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == stop_at:
+            raise KeyboardInterrupt  # as a kill, nothing after this point runs
+        return replace(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoint.os, "replace", stopping_replace)
+    try:
+        checkpoint.save(target, fnn.init_mlp([3, 2], seed=1), {"v": 2}, {}, state={"run_id": "a"})
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(checkpoint.os, "replace", replace)
+    assert checkpoint.load(target)[1] in ({"v": 1}, {"v": 2})  # old or new, whole
+    checkpoint.save(target, fnn.init_mlp([3, 2], seed=2), {"v": 3}, {}, state={"run_id": "a"})
+    assert checkpoint.load(target)[1] == {"v": 3}
+    left = {p.name for p in (target / ".fnn").iterdir()}
+    assert left == {"current", os.readlink(target / ".fnn" / "current")}  # only the last save
+    assert (target / "mine.txt").read_text() == "keep"
