@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -150,8 +151,13 @@ def sweep_report(
 @app.command()
 def study(
     out: Annotated[
-        Path, typer.Option("--out", help="Folder for figures, tables, SUMMARY.md.")
-    ] = Path("study"),
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder for figures, tables, SUMMARY.md (default: a new "
+            "study-BUDGET-DATE-TIME); the same folder again continues its study.",
+        ),
+    ] = None,
     budget: Annotated[
         str, typer.Option("--budget", help="quick (minutes) or full (~75 min on 2 cores).")
     ] = "quick",
@@ -167,6 +173,9 @@ def study(
         typer.Option("--train_subset", help="Cap every training set (a fast smoke test)."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Let --out replace a study of another budget.")
+    ] = False,
 ) -> None:
     """Reproduce the study: samples, optimizers, sweeps, best model, losses, MNIST, presets,
     fnn vs PyTorch; writes OUT/SUMMARY.md."""
@@ -185,6 +194,9 @@ def study(
     for ok, message in checks:
         if not ok:
             raise UsageFailure(message)
+    if out is None:
+        out = Path(f"study-{budget}-{time.strftime('%Y%m%d-%H%M%S')}")
+        console.print(f"writing the study into {out}/", highlight=False, markup=False)
     if tracker == "wandb" and not os.environ.get("WANDB_DIR"):
         os.environ["WANDB_DIR"] = str(Path(out).resolve())  # the study's runs go with it
     try:
@@ -198,6 +210,7 @@ def study(
             project=wandb_project,
             say=lambda line: console.print(line, highlight=False, markup=False),
             progress=console.is_terminal,
+            overwrite=overwrite,
         )
     except (studies.StudyError, data.DataError, TrainingDiverged) as error:
         raise RunFailure(str(error)) from None

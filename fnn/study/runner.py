@@ -33,6 +33,20 @@ def machine() -> dict[str, str]:
     }
 
 
+def _check_out(out: Path, budget: str, train_subset: int | None, overwrite: bool) -> None:
+    """``StudyError`` when ``out`` holds a study made with other settings (and no ``overwrite``)."""
+    try:
+        earlier = json.loads((out / "results.json").read_text())
+    except (OSError, ValueError):
+        return
+    settings = (earlier.get("budget"), earlier.get("train_subset"))
+    if settings != (budget, train_subset) and not overwrite:
+        raise StudyError(
+            f"{out} holds a study of budget {settings[0]} (train_subset {settings[1]}); choose "
+            "another --out, or --overwrite to replace it"
+        )
+
+
 def run(
     out: str | Path = "study",
     *,
@@ -44,13 +58,16 @@ def run(
     project: str = "fnn",
     say: Callable[[str], None] = print,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run every section into ``out`` and write ``results.json`` (after each section) and
     ``SUMMARY.md``; returns the results. ``train_subset`` caps every training set (for a fast
-    smoke test of the whole pipeline)."""
+    smoke test of the whole pipeline). A folder holding a study of the same budget is
+    continued (its sweeps resume); one of another budget is replaced only with ``overwrite``."""
     if budget not in BUDGETS:
         raise StudyError(f"budget must be one of {', '.join(BUDGETS)}; got {budget!r}")
     out = Path(out)
+    _check_out(out, budget, train_subset, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(out, BUDGETS[budget], data_dir, tracker, train_subset, seed, project, say,
                   progress)  # fmt: skip

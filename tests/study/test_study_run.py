@@ -45,3 +45,21 @@ def test_quick_study_writes_every_artefact(data_dir, tmp_path, capsys):
 def test_bad_budget_is_a_usage_error(capsys):
     assert main(["study", "--budget", "huge"]) == 2
     assert "--budget must be one of quick, full" in capsys.readouterr().err
+
+
+def test_a_study_of_another_budget_is_not_written_over(tmp_path, capsys):
+    from fnn.cli import main
+
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "results.json").write_text('{"budget": "full", "train_subset": null}')
+    (out / "SUMMARY.md").write_text("the full study")
+    with pytest.raises(study.StudyError, match="holds a study of budget full"):
+        study.run(out, budget="quick", tracker="none")
+    assert main(["study", "--budget", "quick", "--out", str(out), "--tracker", "none"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"fnn: {out} holds a study of budget full (train_subset None); choose another --out, "
+        "or --overwrite to replace it"
+    )
+    assert (out / "SUMMARY.md").read_text() == "the full study"
+    assert sorted(p.name for p in out.iterdir()) == ["SUMMARY.md", "results.json"]
