@@ -234,7 +234,15 @@ def start(
                 reason = f"W&B unreachable ({type(error).__name__})"
         else:
             reason = "no W&B API key"
-    run = wandb.init(mode="offline", settings=wandb.Settings(silent=True), **arguments)
+    try:
+        run = wandb.init(mode="offline", settings=wandb.Settings(silent=True), **arguments)
+    except Exception as error:  # e.g. the run id still held by a killed process's W&B service
+        if not run_id:
+            say(f"W&B could not start ({_first_line(error)}); nothing is tracked")
+            return NoTracker()
+        say(f"W&B could not continue run {run_id} ({_first_line(error)}); this part is a new run")
+        return start(kind, config, project=project, entity=entity, name=name, group=group,
+                     job_type=job_type, directory=directory, say=say)  # fmt: skip
     sync_dir = Path(run.dir).parent
     if not _announced:  # once per process: a sweep would repeat it for every trial
         _announced.append(sync_dir)
@@ -246,3 +254,8 @@ def start(
 
 
 _announced: list[Path] = []
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[-1]}" if text else type(error).__name__

@@ -116,7 +116,7 @@ def test_twenty_kills_at_random_moments_never_lose_the_checkpoint(data_dir, tmp_
     folder = tmp_path / "run"
     first = ("train", "--epochs", "200", "--tracker", "none", "--quiet", *SMALL,
              "--save", str(folder))  # fmt: skip
-    resume = ("train", "--resume", str(folder), "--quiet")
+    resume = ("train", "--resume", str(folder), "--quiet", "--tracker", "none")
     rng = np.random.default_rng(0)
     for kill in range(20):
         args = resume if saved_epoch(folder) else first

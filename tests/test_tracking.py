@@ -126,3 +126,26 @@ def test_run_name_rounds_sampled_learning_rates():
     config = {"hidden_sizes": [32], "batch_size": 64, "activation": "relu",
               "optimizer": "adam", "learning_rate": 0.0095195921}  # fmt: skip
     assert tracking.run_name(config).endswith("_lr_9.52e-3")
+
+
+def test_a_run_id_still_held_elsewhere_continues_as_a_new_run(offline_wandb, monkeypatch):
+    # After a SIGKILL, the killed process's W&B service can still hold the run's id for a
+    # while; --resume then logs into a new run instead of stopping.
+    import wandb
+
+    init, lines = wandb.init, []
+
+    def init_refusing_the_old_id(*args, **kwargs):
+        if kwargs.get("id") == "held":
+            raise RuntimeError("run ID held is in use")
+        return init(*args, **kwargs)
+
+    monkeypatch.setattr(wandb, "init", init_refusing_the_old_id)
+    tracker = tracking.start("wandb", {"a": 1}, run_id="held", directory=offline_wandb,
+                             say=lines.append)  # fmt: skip
+    assert isinstance(tracker, tracking.WandbTracker) and tracker.run_id != "held"
+    tracker.finish()
+    assert lines[0] == (
+        "W&B could not continue run held (RuntimeError: run ID held is in use); this part is a "
+        "new run"
+    )
