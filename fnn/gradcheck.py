@@ -7,6 +7,11 @@ import numpy as np
 from fnn.model import grads, loss_value
 from fnn.tree import Params, tree_leaves_with_path, tree_map
 
+# The largest relative error ``gradcheck`` accepts as a pass: central differences in float64
+# at eps around 1e-6 leave about 1e-10 truncation and 1e-16 |L| / eps roundoff, so correct
+# gradients stay below 1e-7 on small nets, and a wrong term gives 1e-2 or more.
+TOLERANCE = 1e-6
+
 
 def numerical_grads(
     params: Params, x, y, *, activation: str, loss: str, eps: float = 1e-6

@@ -7,9 +7,11 @@ from __future__ import annotations
 import sys
 
 import typer
+import typer.core
 from rich import get_console
 from rich.console import Console
 
+import fnn
 from fnn.registry import lookup
 from fnn.train import TrainConfig
 
@@ -22,7 +24,27 @@ app = typer.Typer(
 )
 console = get_console()  # the console the progress bar draws on, so prints interleave
 errors = Console(stderr=True)
+if not console.is_terminal:  # a pipe, a log, CI: long lines and tables are not cut at 80
+    console.width = 10_000
+if not errors.is_terminal:
+    errors.width = 10_000
 DEFAULT = TrainConfig()
+
+# The value each kind of option takes, as --help shows it: a word for the reader rather than a
+# Python type; a flag takes none.
+METAVARS = {"<int>": "N", "<int range>": "N", "<float>": "X", "<float range>": "X",
+            "<path>": "PATH", "<str>": "TEXT"}  # fmt: skip
+_display_type = typer.core.TyperOption.display_type_rich
+
+
+def _metavar(option: typer.core.TyperOption, ctx) -> str | None:
+    if option.metavar is not None or option.is_flag:
+        return option.metavar or None
+    shown = _display_type(option, ctx)
+    return METAVARS.get(shown, shown)
+
+
+typer.core.TyperOption.display_type_rich = _metavar
 
 
 # What the cli extra installs (pyproject.toml), by import name
@@ -61,8 +83,22 @@ def _choice(value: str, registry: dict, kind: str) -> str:
     return value.lower()
 
 
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"fnn {fnn.__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def main_callback() -> None:
+def main_callback(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print fnn's version and exit.",
+        callback=_version,
+        is_eager=True,
+    ),
+) -> None:
     """fnn: train and compare MLPs and optimizers, in pure NumPy."""
 
 

@@ -55,7 +55,14 @@ def sweep(
         int | None, typer.Option("--train_subset", help="Train each trial on N samples.")
     ] = None,
     val_fraction: Annotated[float, typer.Option("--val_fraction")] = DEFAULT.val_fraction,
-    data_dir: Annotated[str | None, typer.Option("--data_dir")] = None,
+    data_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--data_dir",
+            help="Folder holding mnist/ or fashion-mnist/ "
+            "(default: $FNN_DATA_DIR, the cache, /usr/share/datasets).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Sampler and data-split seed.")] = 0,
     tracker: Annotated[str, typer.Option("--tracker", help="wandb or none (local).")] = "wandb",
     wandb_project: Annotated[str, typer.Option("--wandb_project", "-wp")] = "fnn",

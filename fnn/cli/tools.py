@@ -18,7 +18,9 @@ from fnn.cli.base import (
     app,
     console,
 )
+from fnn.cli.options import accepts
 from fnn.constraints import POSITIVE_INT, ConstraintError, OneOf, Widths
+from fnn.gradcheck import TOLERANCE
 from fnn.gradcheck import gradcheck as run_gradcheck
 from fnn.model import init_mlp
 from fnn.train import CONSTRAINTS
@@ -32,8 +34,12 @@ def bench(
     batch_sizes: Annotated[
         str, typer.Option("--batch_sizes", help="Comma-separated batch sizes.")
     ] = "16,32,64,128,256,512,1024",
-    activation: Annotated[str, typer.Option("--activation", "-a")] = "tanh",
-    optimizer: Annotated[str, typer.Option("--optimizer", "-o")] = "adam",
+    activation: Annotated[
+        str, typer.Option("--activation", "-a", help=f"Hidden activation: {accepts('activation')}.")
+    ] = "tanh",
+    optimizer: Annotated[
+        str, typer.Option("--optimizer", "-o", help=f"Optimizer: {accepts('optimizer')}.")
+    ] = "adam",
     dtype: Annotated[str, typer.Option("--dtype", help="float32|float64")] = "float32",
     samples: Annotated[int, typer.Option("--samples", help="Samples per epoch.")] = 60_000,
     repeats: Annotated[int, typer.Option("--repeats", help="Timed epochs per batch size.")] = 3,
@@ -49,7 +55,14 @@ def bench(
         str,
         typer.Option("--dataset", "-d", help="Real data if found (else synthetic), or synthetic."),
     ] = "fashion_mnist",
-    data_dir: Annotated[str | None, typer.Option("--data_dir")] = None,
+    data_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--data_dir",
+            help="Folder holding mnist/ or fashion-mnist/ "
+            "(default: $FNN_DATA_DIR, the cache, /usr/share/datasets).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG.")] = None,
 ) -> None:
@@ -112,7 +125,9 @@ def _bench_table(sizes, activation: str, optimizer: str, dtype: str, peers: list
     table = Table(
         title=f"fnn bench: MLP {sizes}, {activation}, {optimizer}, {dtype}",
         caption="s/epoch: median; roof: share of the matmul roofline; gemm s: the epoch's "
-        "matrix products alone; x gemm, x torch, x jax: fnn's epoch over theirs",
+        "matrix products alone; x gemm"
+        + "".join(f", x {p}" for p in peers)
+        + ": fnn's epoch over theirs",
     )
     columns = ["batch", "s/epoch", "min-max", "steps/s", "samples/s", "GFLOP/s", "roof",
                "gemm s", "x gemm"]  # fmt: skip
@@ -162,8 +177,28 @@ def _bench_footer(result: dict[str, Any], peers: list[str], plot: Path | None) -
             soft_wrap=True,
             markup=False,
         )
+    for warning in bench_warnings(result):
+        console.print(f"warning: {warning}", highlight=False, markup=False)
     if plot is not None:
         console.print(f"figure: {plot}")
+
+
+WIDE_SPREAD = 1.5  # max/min of the timed epochs above which a row's median is not to be trusted
+
+
+def bench_warnings(result: dict[str, Any]) -> list[str]:
+    """What makes a bench run's figures doubtful: a wide spread between repeats, or a share of
+    the roofline above 100 % (the roofline itself was measured during a slow moment)."""
+    warnings = []
+    spread = [row for row in result["rows"] if row["epoch_max"] > WIDE_SPREAD * row["epoch_min"]]
+    if spread:
+        batches = ", ".join(str(row["batch_size"]) for row in spread)
+        warnings.append(f"the repeats differ by more than {WIDE_SPREAD}x at batch {batches}: the "
+                        "machine was busy; rerun with more --repeats when it is idle")  # fmt: skip
+    if any(row["roofline_fraction"] > 1 for row in result["rows"]):
+        warnings.append("a row exceeds 100 % of the roofline: the roofline was measured while "
+                        "the machine was slow; rerun when it is idle")  # fmt: skip
+    return warnings
 
 
 def _nothing():
@@ -220,4 +255,7 @@ def gradcheck(
             worst_overall = max(worst_overall, worst)
             table.add_row(name, loss_name, leaf, f"{worst:.2e}")
     console.print(table)
-    console.print(f"worst: {worst_overall:.2e}")
+    verdict = "PASS" if worst_overall <= TOLERANCE else "FAIL"
+    console.print(f"worst: {worst_overall:.2e}: {verdict} (tolerance {TOLERANCE:g})")
+    if verdict == "FAIL":
+        raise typer.Exit(1)

@@ -136,12 +136,22 @@ def _splits(config: TrainConfig, *, show_progress: bool, quiet: bool) -> data.Sp
     if not quiet:
         classes = len(data.class_names(config.dataset, config.classes))
         sizes = [splits.x_train.shape[1], *config.hidden_layers(), classes]
-        console.print(
-            f"{config.dataset}: {len(splits.y_train)} train, {len(splits.y_val)} val, "
-            f"{len(splits.y_test)} test; MLP {sizes} {config.activation}, {config.optimizer} "
-            f"lr {config.learning_rate:g}, batch {config.batch_size}, {config.epochs} epochs"
-        )
+        console.print(f"{config.dataset}: {len(splits.y_train)} train, {len(splits.y_val)} val, "
+                      f"{len(splits.y_test)} test; {describe(config, sizes)}", highlight=False,
+                      markup=False)  # fmt: skip
     return splits
+
+
+def describe(config: TrainConfig, sizes: list[int]) -> str:
+    """The whole configuration of a run in one line, as the start of ``fnn train`` shows it."""
+    hparams = ", ".join(f"{name} {value:g}" for name, value in config.optimizer_hparams().items())
+    epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
+    stop = f", early stopping after {config.patience}" if config.patience else ""
+    return (
+        f"MLP {sizes} {config.activation}, dropout {config.dropout:g}, {config.weight_init} "
+        f"init, {config.dtype}; {config.optimizer} ({hparams}), {config.lr_schedule} schedule; "
+        f"{config.loss}; batch {config.batch_size}, {epochs}{stop}, seed {config.seed}"
+    )
 
 
 def _train_and_test(config, splits, tracker, saver: Saver, resumed, quiet: bool):
@@ -242,7 +252,14 @@ def evaluate(
     dataset: Annotated[
         str | None, typer.Option("--dataset", "-d", help="Default: the one it was trained on.")
     ] = None,
-    data_dir: Annotated[str | None, typer.Option("--data_dir")] = None,
+    data_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--data_dir",
+            help="Folder holding mnist/ or fashion-mnist/ "
+            "(default: $FNN_DATA_DIR, the cache, /usr/share/datasets).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write a confusion-matrix PNG.")
@@ -314,7 +331,14 @@ def samples(
         str, typer.Option("--dataset", "-d", help=accepts("dataset"))
     ] = "fashion_mnist",
     out: Annotated[Path, typer.Option("--out", help="PNG to write.")] = Path("samples.png"),
-    data_dir: Annotated[str | None, typer.Option("--data_dir")] = None,
+    data_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--data_dir",
+            help="Folder holding mnist/ or fashion-mnist/ "
+            "(default: $FNN_DATA_DIR, the cache, /usr/share/datasets).",
+        ),
+    ] = None,
     log: Annotated[bool, typer.Option("--log", help="Also log the grid to W&B.")] = False,
     wandb_project: Annotated[str, typer.Option("--wandb_project", "-wp")] = "fnn",
     wandb_entity: Annotated[str | None, typer.Option("--wandb_entity", "-we")] = None,
