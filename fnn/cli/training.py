@@ -4,6 +4,7 @@ at a checkpoint or at the data."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import json
 import tempfile
@@ -29,21 +30,29 @@ from fnn.train import (
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
+    """``--config``'s mapping of option: value, or one line saying what is wrong and where."""
     import yaml
 
     try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise UsageFailure(f"--config {path}: cannot read it ({error})".splitlines()[0]) from None
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise UsageFailure(f"--config {path}: not a text file (a YAML file of option: value "
+                           "lines is expected)") from None  # fmt: skip
+    except OSError as error:
+        raise UsageFailure(f"--config {path}: cannot read it ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise UsageFailure(f"--config {path}: {where}{problem}") from None
     if not isinstance(values, dict):
         raise UsageFailure(f"--config {path}: expected a mapping of option: value")
     valid = (FIELDS | set(CLI_ONLY) | set(extra_hyperparameters())) - {"extra", "config"}
-    unknown = sorted(set(values) - valid)
-    if unknown:
-        raise UsageFailure(
-            f"--config {path}: unknown key(s) {', '.join(unknown)}; "
-            f"valid: {', '.join(sorted(valid))}"
-        )
+    for key in values:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), sorted(valid), n=1)
+            hint = f"did you mean {close[0]}?" if close else f"valid: {', '.join(sorted(valid))}"
+            raise UsageFailure(f"--config {path}: unknown key {key!r}; {hint}")
     return values
 
 
