@@ -224,8 +224,10 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
 UNREADABLE = (OSError, ValueError, KeyError, IndexError, EOFError, zipfile.BadZipFile)
 
 
-def load(directory: str | Path) -> tuple[Params, dict[str, Any], dict]:
-    """``(params, config, history)`` from a checkpoint folder written by ``save``."""
+def load(directory: str | Path, *, history: bool = True) -> tuple[Params, dict[str, Any], dict]:
+    """``(params, config, history)`` from a checkpoint folder written by ``save`` (the history
+    left unread, as ``{}``, with ``history=False``). ``CheckpointError`` names the file that is
+    missing or unreadable."""
     directory = Path(directory).expanduser()
     folder = _model_folder(directory)
     missing = [name for name in (PARAMS, CONFIG) if not (folder / name).is_file()]
@@ -234,16 +236,23 @@ def load(directory: str | Path) -> tuple[Params, dict[str, Any], dict]:
             f"{directory} is not an fnn checkpoint (missing {', '.join(missing)}); "
             "create one with `fnn train --save DIR`"
         )
-    try:
-        params = _unflatten(_read_arrays(folder / PARAMS))
-        config = json.loads((folder / CONFIG).read_text())
-        history_path = folder / HISTORY
-        history = json.loads(history_path.read_text()) if history_path.exists() else {}
-    except UNREADABLE as error:
-        raise CheckpointError(f"{directory}: unreadable checkpoint ({error})") from None
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{directory}: unreadable checkpoint ({CONFIG} is not a mapping)")
-    return params, config, history
+    parts = {}
+    for name, read in (
+        (PARAMS, lambda p: _unflatten(_read_arrays(p))),
+        (CONFIG, lambda p: json.loads(p.read_text())),
+        (HISTORY, lambda p: json.loads(p.read_text()) if p.exists() else {}),
+    ):
+        if name == HISTORY and not history:
+            parts[name] = {}
+            continue
+        try:
+            parts[name] = read(folder / name)
+        except UNREADABLE as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise CheckpointError(f"{directory}/{name}: unreadable checkpoint ({reason})") from None
+    if not isinstance(parts[CONFIG], dict):
+        raise CheckpointError(f"{directory}/{CONFIG}: unreadable checkpoint (not a mapping)")
+    return parts[PARAMS], parts[CONFIG], parts[HISTORY]
 
 
 def load_state(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

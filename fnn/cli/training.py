@@ -7,10 +7,12 @@ import dataclasses
 import difflib
 import inspect
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -277,39 +279,63 @@ def evaluate(
     """Test loss, accuracy, per-class precision/recall and the confusion matrix of a checkpoint."""
     from fnn import metrics
 
-    try:
-        params, config, _ = checkpoint.load(directory)
-    except checkpoint.CheckpointError as error:
-        raise UsageFailure(str(error)) from None
-    settings = {key: value for key, value in config.items() if key in FIELDS and key != "extra"}
-    if dataset is not None:
-        settings["dataset"] = dataset
-    if data_dir is not None:
-        settings["data_dir"] = data_dir
-    try:
-        trained = validate(TrainConfig(**settings))
-        splits = load_splits(trained, progress=not as_json)
-    except ConfigError as error:
-        raise UsageFailure(str(error)) from None
-    except data.DataError as error:
-        raise RunFailure(str(error)) from None
+    figure = None if plot is None else figure_path(plot, "confusion.png", "--plot")
+    params, trained, splits = _checkpoint_and_data(directory, dataset, data_dir, not as_json)
     name = trained.dataset
-    result = metrics.evaluate(
-        params,
-        splits.x_test,
-        splits.y_test,
-        activation=config.get("activation", "tanh"),
-        loss=config.get("loss", "cross_entropy"),
-    )
+    result = metrics.evaluate(params, splits.x_test, splits.y_test,
+                              activation=trained.activation, loss=trained.loss)  # fmt: skip
     names = data.class_names(name, trained.classes)
     report = metrics.report(result, names)
-    if plot is not None:
+    if figure is not None:
         from fnn import plots
 
-        plot = plots.confusion_figure(result["confusion"], names, plot, title=f"{name} test set")
+        figure = plots.confusion_figure(result["confusion"], names, figure,
+                                        title=f"{name} test set")  # fmt: skip
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
+    _print_report(name, report, result, names)
+    if figure is not None:
+        console.print(f"confusion matrix figure: {figure}")
+
+
+# What a config.json written by `fnn train` always holds, and evaluation cannot guess
+RECORDED = ("dataset", "activation", "loss", "hidden_sizes")
+
+
+def _checkpoint_and_data(directory: Path, dataset, data_dir, progress: bool):
+    """The checkpoint's params and validated config, checked against each other and against the
+    data (its test split loaded); one line naming the file for anything that does not fit."""
+    try:
+        params, config, _ = checkpoint.load(directory, history=False)
+    except checkpoint.CheckpointError as error:
+        raise UsageFailure(str(error)) from None
+    missing = [key for key in RECORDED if key not in config]
+    if missing:
+        raise UsageFailure(f"{directory}/config.json: lacks {', '.join(missing)} (not written by "
+                           "fnn train; nothing to evaluate it with)")  # fmt: skip
+    settings = {key: value for key, value in config.items() if key in FIELDS and key != "extra"}
+    settings.update({k: v for k, v in (("dataset", dataset), ("data_dir", data_dir)) if v})
+    try:
+        trained = validate(TrainConfig(**settings))
+    except (ConfigError, TypeError) as error:
+        raise UsageFailure(f"{directory}/config.json: {str(error).removeprefix('--')}") from None
+    try:
+        splits = load_splits(trained, progress=progress)
+    except data.DataError as error:
+        raise RunFailure(str(error)) from None
+    classes = len(data.class_names(trained.dataset, trained.classes))
+    sizes = [splits.x_test.shape[1], *trained.hidden_layers(), classes]
+    pairs = enumerate(zip(sizes[:-1], sizes[1:], strict=True))
+    expected = {f"layer_{i}": {"b": (o,), "w": (n, o)} for i, (n, o) in pairs}
+    found = {k: {leaf: np.shape(a) for leaf, a in v.items()} for k, v in params.items()}
+    if found != expected:
+        raise UsageFailure(f"{directory}/params.npz: shapes {found} do not fit the network "
+                           f"{sizes} of config.json and the data")  # fmt: skip
+    return params, trained, splits
+
+
+def _print_report(name: str, report: dict, result: dict, names: list[str]) -> None:
     console.print(f"{name} test set: loss {report['loss']:.4f}, accuracy {report['accuracy']:.2%}")
     table = Table(title="per class")
     for column in ("class", "precision", "recall", "support"):
@@ -330,8 +356,27 @@ def evaluate(
         f"{p['true']} → {p['predicted']} ({p['count']})" for p in report["most_confused"][:3]
     )
     console.print(f"most confused: {pairs}")
-    if plot is not None:
-        console.print(f"confusion matrix figure: {plot}")
+
+
+def figure_path(path: Path, default_name: str, option: str) -> Path:
+    """Where a figure asked for with ``option PATH`` goes: into PATH when it is a folder, with
+    ``.png`` added when PATH has no suffix; ``UsageFailure`` now, before any work, when it
+    cannot be written there."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        path = path / default_name
+    elif not path.suffix:
+        path = path.with_suffix(".png")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if (
+        not folder.is_dir()
+        or not os.access(folder, os.W_OK | os.X_OK)
+        or (path.exists() and not os.access(path, os.W_OK))
+    ):
+        raise UsageFailure(f"{option} {path}: cannot write there (no permission, or not a folder)")
+    return path
 
 
 @app.command()
@@ -358,6 +403,7 @@ def samples(
     name = dataset.lower()
     if name not in data.DATASETS:
         raise UsageFailure(f"--dataset must be one of {', '.join(data.DATASETS)}; got {dataset!r}")
+    out = figure_path(out, "samples.png", "--out")
     try:
         (x_train, y_train), _ = data.load(name, data_dir=data_dir)
     except data.DataError as error:
