@@ -26,6 +26,7 @@ from fnn.train import (
     ResumeError,
     TrainConfig,
     TrainingDiverged,
+    check_memory,
     load_splits,
     validate,
 )
@@ -115,6 +116,8 @@ def run_training(
         except checkpoint.CheckpointError as error:
             raise UsageFailure(str(error)) from None
     splits = _splits(config, show_progress=not quiet and console.is_terminal, quiet=quiet)
+    classes = len(data.class_names(config.dataset, config.classes))
+    check_memory(config, splits.x_train.shape[1], classes)  # before a W&B run is started
     tracker = tracking.start(
         values.get("tracker", "wandb"), config.to_dict(),
         project=values.get("wandb_project") or "fnn", entity=values.get("wandb_entity"),

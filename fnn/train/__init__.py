@@ -9,6 +9,7 @@ from fnn.train.config import (
     OPTIMIZER_FIELDS,
     ConfigError,
     TrainConfig,
+    check_memory,
     constraint,
     hyperparameter_constraint,
     hyperparameter_names,
@@ -29,7 +30,7 @@ from fnn.train.step import (
 
 __all__ = [
     "CONSTRAINTS", "DTYPES", "FIELDS", "OPTIMIZER_FIELDS", "SCHEDULES", "ConfigError",
-    "ResumeError", "TrainConfig", "TrainingDiverged", "all_finite", "constant", "constraint",
-    "cosine_decay", "fit", "hyperparameter_constraint", "hyperparameter_names", "load_splits",
-    "scale_updates", "snapshot", "takers", "train_step", "validate",
+    "ResumeError", "TrainConfig", "TrainingDiverged", "all_finite", "check_memory", "constant",
+    "constraint", "cosine_decay", "fit", "hyperparameter_constraint", "hyperparameter_names",
+    "load_splits", "scale_updates", "snapshot", "takers", "train_step", "validate",
 ]  # fmt: skip

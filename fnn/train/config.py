@@ -189,6 +189,35 @@ def validate(config: TrainConfig) -> TrainConfig:
     return _check_images(dataclasses.replace(config, **values))
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available for new allocations (Linux: MemAvailable), or None."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(config: TrainConfig, features: int, classes: int) -> None:
+    """``ConfigError`` naming the width option when training ``config``'s network could not
+    fit in the memory available: parameters, gradients, updates, the optimizer's moments and a
+    spare copy (about 6 param-sized buffers), plus a batch's activations forward and back."""
+    sizes = [features, *config.hidden_layers(), classes]
+    count = sum(n * o + o for n, o in zip(sizes[:-1], sizes[1:], strict=True))
+    itemsize = 8 if config.dtype == "float64" else 4
+    needed = (6 * count + 3 * config.batch_size * sum(sizes)) * itemsize
+    available = available_memory()
+    if available is not None and needed > available:
+        option = "hidden_sizes" if config.hidden_sizes is not None else "hidden_size"
+        raise ConfigError(
+            option, f"makes a network of {count:,} parameters ({sizes[:4]}...): training it "
+            f"needs about {needed / 2**30:,.1f} GiB, more than the {available / 2**30:.1f} GiB "
+            "available"
+        )  # fmt: skip
+
+
 def _check_hparams(hparams: Any, optimizer: str) -> dict[str, float]:
     """``hparams`` checked: known hyperparameter names only, each value in its range."""
     if not isinstance(hparams, dict):

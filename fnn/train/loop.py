@@ -15,7 +15,7 @@ import numpy as np
 from fnn import data, metrics, optimizers
 from fnn.model import init_mlp
 from fnn.tracking import NoTracker, Tracker
-from fnn.train.config import TrainConfig, load_splits, validate
+from fnn.train.config import TrainConfig, check_memory, load_splits, validate
 from fnn.train.step import SCHEDULES, TrainingDiverged, train_step
 from fnn.tree import Params, flatten
 
@@ -151,6 +151,7 @@ def _start(config: TrainConfig, splits: data.Splits) -> tuple[_Run, optimizers.O
     dropout, each from its own stream of ``config.seed``."""
     init_seed, batch_seed, dropout_seed = np.random.SeedSequence(config.seed).spawn(3)
     num_classes = int(max(splits.y_train.max(), splits.y_val.max())) + 1
+    check_memory(config, splits.x_train.shape[1], num_classes)
     sizes = [splits.x_train.shape[1], *config.hidden_layers(), num_classes]
     params = init_mlp(
         sizes, init=config.weight_init, seed=np.random.default_rng(init_seed), dtype=config.dtype
