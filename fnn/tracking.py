@@ -212,7 +212,15 @@ def start(
         return NoTracker()
 
     directory = str(directory or os.environ.get("WANDB_DIR") or Path.cwd())
-    Path(directory).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        probe = Path(directory) / f".fnn-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        say(f"W&B: cannot write runs into {directory} ({error.strerror}); nothing is tracked "
+            "(set WANDB_DIR to a writable folder)")  # fmt: skip
+        return NoTracker()
     arguments = dict(
         project=project,
         entity=entity,
@@ -226,7 +234,9 @@ def start(
     )
     reason = f"WANDB_MODE={mode}"
     if mode not in OFFLINE_MODES:
-        if _api_key_configured(wandb):
+        if _api_key_configured(wandb) and not _reachable(wandb):
+            reason = "W&B server unreachable"
+        elif _api_key_configured(wandb):
             try:
                 settings = wandb.Settings(silent=True, init_timeout=ONLINE_INIT_TIMEOUT)
                 return WandbTracker(wandb.init(mode="online", settings=settings, **arguments), say)
@@ -254,6 +264,24 @@ def start(
 
 
 _announced: list[Path] = []
+
+
+REACH_TIMEOUT = 3.0  # seconds to wait for a TCP connection to the W&B server
+
+
+def _reachable(wandb) -> bool:
+    """Whether the W&B server accepts a TCP connection within ``REACH_TIMEOUT`` seconds, so a
+    machine without network goes offline at once instead of after W&B's own retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("WANDB_BASE_URL") or wandb.Settings().base_url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=REACH_TIMEOUT):
+            return True
+    except OSError:
+        return False
 
 
 def _first_line(error: Exception) -> str:
