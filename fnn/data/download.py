@@ -66,6 +66,31 @@ CIFAR_SHA256 = "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd
 SYSTEM_DIR = Path("/usr/share/datasets")
 
 
+_VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime) checked in this process
+
+
+def check_cached(key: str, path: Path) -> None:
+    """``DataError`` when a file of fnn's download cache no longer has its canonical SHA-256
+    (damaged or altered since the download); each file is hashed once per process."""
+    import hashlib
+
+    expected = SHA256.get(key, {}).get(path.name)
+    status = path.stat()
+    stamp = (str(path), status.st_size, status.st_mtime_ns)
+    if expected is None or stamp in _VERIFIED:
+        return
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise DataError(
+            f"{path}: its SHA-256 is not the canonical file's (damaged or altered since it was "
+            "downloaded); delete it and fnn downloads it again"
+        )
+    _VERIFIED.add(stamp)
+
+
 def cache_dir() -> Path:
     """fnn's download cache: ``$XDG_CACHE_HOME/fnn`` (default ``~/.cache/fnn``)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"

@@ -98,6 +98,9 @@ def _find_or_download(
     for directory in searched:
         paths = _complete_set(directory)
         if paths is not None:
+            if directory == remote.cache_dir() / folder:  # what fnn downloaded: still canonical?
+                for path in paths.values():
+                    remote.check_cached(key, path)
             return paths
     target = remote.cache_dir() / folder
     if not download:

@@ -4,6 +4,7 @@ loopback server only (mirrors in turn, only the missing files, sha256 checks).""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import shutil
 
 import numpy as np
@@ -33,6 +34,16 @@ def test_lookup_order(tmp_path, monkeypatch, sandbox):
     for place, folder in folders.items():
         write_dataset(folder, n_train=sizes[place])
     monkeypatch.setenv("FNN_DATA_DIR", str(tmp_path / "env"))
+    monkeypatch.setattr(
+        download,
+        "SHA256",
+        {
+            "mnist": {  # the cached copies count as canonical
+                p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in folders["cache"].iterdir()
+            }
+        },
+    )
 
     def train_size(**kwargs) -> int:
         (x_train, _), _ = data.load("mnist", download=False, **kwargs)
@@ -137,3 +148,16 @@ def test_download_checksum_mismatch(server, monkeypatch, sandbox, no_env):
     assert [path.name for path in (sandbox.cache / "mnist").iterdir()] == [
         "train-images-idx3-ubyte.gz"
     ]
+
+
+def test_a_cached_file_altered_since_its_download_is_refused(monkeypatch, sandbox, no_env):
+    folder = sandbox.cache / "mnist"
+    write_dataset(folder)
+    canonical = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    monkeypatch.setattr(download, "SHA256", {"mnist": canonical})
+    assert len(data.load("mnist", download=False)[0][0]) == 30
+    labels = folder / data.FILES["train_labels"]
+    labels.write_bytes(labels.read_bytes()[:-1] + b"\x00")  # well-formed, one label changed
+    with pytest.raises(data.DataError) as error:
+        data.load("mnist", download=False)
+    assert_one_line(error, str(labels), "SHA-256", "delete it and fnn downloads it again")
