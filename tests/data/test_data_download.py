@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import shutil
 
 import numpy as np
@@ -158,6 +159,7 @@ def test_a_cached_file_altered_since_its_download_is_refused(monkeypatch, sandbo
     assert len(data.load("mnist", download=False)[0][0]) == 30
     labels = folder / data.FILES["train_labels"]
     labels.write_bytes(labels.read_bytes()[:-1] + b"\x00")  # well-formed, one label changed
+    os.utime(labels, ns=(1, 1))  # (a later change, whatever the clock's resolution)
     with pytest.raises(data.DataError) as error:
         data.load("mnist", download=False)
     assert_one_line(error, str(labels), "SHA-256", "delete it and fnn downloads it again")
