@@ -158,7 +158,9 @@ def test_a_cached_file_altered_since_its_download_is_refused(monkeypatch, sandbo
     monkeypatch.setattr(download, "SHA256", {"mnist": canonical})
     assert len(data.load("mnist", download=False)[0][0]) == 30
     labels = folder / data.FILES["train_labels"]
-    labels.write_bytes(labels.read_bytes()[:-1] + b"\x00")  # well-formed, one label changed
+    raw = bytearray(gzip.decompress(labels.read_bytes()))
+    raw[-1] = (raw[-1] + 1) % 10  # still a well-formed file, with one label changed
+    labels.write_bytes(gzip.compress(bytes(raw)))
     os.utime(labels, ns=(1, 1))  # (a later change, whatever the clock's resolution)
     with pytest.raises(data.DataError) as error:
         data.load("mnist", download=False)
