@@ -1,20 +1,12 @@
-import gzip
-import os
-
 import numpy as np
 
 import fnn
+from fnn.data import load
 
-
-def idx(name, header):  # a canonical IDX .gz file: big-endian header, then uint8 data
-    folder = os.path.join(os.environ.get("FNN_DATA_DIR", "../shared/datasets"), "fashion-mnist")
-    return np.frombuffer(gzip.open(os.path.join(folder, name)).read(), np.uint8, offset=header)
-
-
-x_train = idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 784) / np.float32(255)
-y_train = idx("train-labels-idx1-ubyte.gz", 8)
-x_test = idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 784) / np.float32(255)
-y_test = idx("t10k-labels-idx1-ubyte.gz", 8)
+# The IDX files from $FNN_DATA_DIR, fnn's cache, /usr/share/datasets, or a download (see Data).
+(x_train, y_train), (x_test, y_test) = load("fashion_mnist")
+x_train = x_train.reshape(-1, 784) / np.float32(255)
+x_test = x_test.reshape(-1, 784) / np.float32(255)
 
 params = fnn.init_mlp([784, 128, 10], init="xavier", seed=0)
 opt = fnn.optimizers.adam(learning_rate=1e-3)

@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 
 from fnn import checkpoint, data, tracking
+from fnn.bench import blas_threads
 from fnn.cli.base import RunFailure, UsageFailure, app, console, errors
 from fnn.cli.options import CLI_ONLY, accepts, extra_hyperparameters, train_parameters
 from fnn.cli.runs import Saver, resumed_run
@@ -83,6 +84,8 @@ def build_config(values: dict[str, Any]) -> TrainConfig:
     if data_dir is not None and not Path(str(data_dir)).expanduser().is_dir():
         raise ConfigError("data_dir", f"must be an existing folder; {data_dir} is not one")
     extra = {k: v for k, v in values.items() if k in CLI_ONLY and k not in ("quiet", "config")}
+    # bit-identical results need the same seed, machine and BLAS thread count: record the last
+    extra["blas"] = blas_threads()
     return validate(TrainConfig(**fields, extra=extra))
 
 
