@@ -211,6 +211,32 @@ def start(
         say("W&B tracking needs the wandb package (pip install wandb); nothing is tracked")
         return NoTracker()
 
+    directory = _runs_folder(directory, say)
+    if directory is None:
+        return NoTracker()
+    arguments = dict(
+        project=project, entity=entity, config=config, name=name or run_name(config),
+        group=group, job_type=job_type, dir=directory, reinit="finish_previous",
+        **({"id": run_id, "resume": "allow"} if run_id else {}),
+    )  # fmt: skip
+    try:
+        return _open_run(wandb, mode, arguments, say)
+    except Exception as error:  # W&B's own trouble never stops training
+        if run_id:  # e.g. the id still held by a killed process's W&B service
+            say(f"W&B could not continue run {run_id} ({_first_line(error)}); this part is a "
+                "new run")  # fmt: skip
+            del arguments["id"], arguments["resume"]
+            try:
+                return _open_run(wandb, mode, arguments, say)
+            except Exception as again:
+                error = again
+        say(f"W&B could not start ({_first_line(error)}); nothing is tracked")
+        return NoTracker()
+
+
+def _runs_folder(directory, say) -> str | None:
+    """The folder W&B writes runs into (``$WANDB_DIR`` or the current one), or None after one
+    line when it cannot be written."""
     directory = str(directory or os.environ.get("WANDB_DIR") or Path.cwd())
     try:
         Path(directory).mkdir(parents=True, exist_ok=True)
@@ -220,39 +246,26 @@ def start(
     except OSError as error:
         say(f"W&B: cannot write runs into {directory} ({error.strerror}); nothing is tracked "
             "(set WANDB_DIR to a writable folder)")  # fmt: skip
-        return NoTracker()
-    arguments = dict(
-        project=project,
-        entity=entity,
-        config=config,
-        name=name or run_name(config),
-        group=group,
-        job_type=job_type,
-        dir=directory,
-        reinit="finish_previous",
-        **({"id": run_id, "resume": "allow"} if run_id else {}),
-    )
+        return None
+    return directory
+
+
+def _open_run(wandb, mode: str, arguments: dict, say) -> WandbTracker:
+    """An online run when a key is configured and the server answers, else an offline one
+    (announced once per process with the command that uploads it)."""
     reason = f"WANDB_MODE={mode}"
     if mode not in OFFLINE_MODES:
-        if _api_key_configured(wandb) and not _reachable(wandb):
+        if not _api_key_configured(wandb):
+            reason = "no W&B API key"
+        elif not _reachable(wandb):
             reason = "W&B server unreachable"
-        elif _api_key_configured(wandb):
+        else:
             try:
                 settings = wandb.Settings(silent=True, init_timeout=ONLINE_INIT_TIMEOUT)
                 return WandbTracker(wandb.init(mode="online", settings=settings, **arguments), say)
-            except Exception as error:  # no network, server down, bad key
+            except Exception as error:  # server down, bad key
                 reason = f"W&B unreachable ({type(error).__name__})"
-        else:
-            reason = "no W&B API key"
-    try:
-        run = wandb.init(mode="offline", settings=wandb.Settings(silent=True), **arguments)
-    except Exception as error:  # e.g. the run id still held by a killed process's W&B service
-        if not run_id:
-            say(f"W&B could not start ({_first_line(error)}); nothing is tracked")
-            return NoTracker()
-        say(f"W&B could not continue run {run_id} ({_first_line(error)}); this part is a new run")
-        return start(kind, config, project=project, entity=entity, name=name, group=group,
-                     job_type=job_type, directory=directory, say=say)  # fmt: skip
+    run = wandb.init(mode="offline", settings=wandb.Settings(silent=True), **arguments)
     sync_dir = Path(run.dir).parent
     if not _announced:  # once per process: a sweep would repeat it for every trial
         _announced.append(sync_dir)
