@@ -8,6 +8,7 @@ training is reported once and never stops the run. The core never imports this m
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from fnn.redact import mask, masked
 
 TRACKERS = ("wandb", "none")
 ONLINE_INIT_TIMEOUT = 30.0  # seconds W&B may take to reach its server before we go offline
@@ -215,7 +218,7 @@ def start(
     if directory is None:
         return NoTracker()
     arguments = dict(
-        project=project, entity=entity, config=config, name=name or run_name(config),
+        project=project, entity=entity, config=masked(config), name=name or run_name(config),
         group=group, job_type=job_type, dir=directory, reinit="finish_previous",
         **({"id": run_id, "resume": "allow"} if run_id else {}),
     )  # fmt: skip
@@ -262,10 +265,13 @@ def _open_run(wandb, mode: str, arguments: dict, say) -> WandbTracker:
         else:
             try:
                 settings = wandb.Settings(silent=True, init_timeout=ONLINE_INIT_TIMEOUT)
-                return WandbTracker(wandb.init(mode="online", settings=settings, **arguments), say)
+                with _masked_argv():
+                    run = wandb.init(mode="online", settings=settings, **arguments)
+                return WandbTracker(run, say)
             except Exception as error:  # server down, bad key
                 reason = f"W&B unreachable ({type(error).__name__})"
-    run = wandb.init(mode="offline", settings=wandb.Settings(silent=True), **arguments)
+    with _masked_argv():
+        run = wandb.init(mode="offline", settings=wandb.Settings(silent=True), **arguments)
     sync_dir = Path(run.dir).parent
     if not _announced:  # once per process: a sweep would repeat it for every trial
         _announced.append(sync_dir)
@@ -277,6 +283,17 @@ def _open_run(wandb, mode: str, arguments: dict, say) -> WandbTracker:
 
 
 _announced: list[Path] = []
+
+
+@contextlib.contextmanager
+def _masked_argv():
+    """``sys.argv`` with credentials masked while W&B records the command line."""
+    original = sys.argv
+    sys.argv = [mask(argument) for argument in original]
+    try:
+        yield
+    finally:
+        sys.argv = original
 
 
 REACH_TIMEOUT = 3.0  # seconds to wait for a TCP connection to the W&B server

@@ -12,6 +12,7 @@ from rich import get_console
 from rich.console import Console
 
 import fnn
+from fnn.redact import mask
 from fnn.registry import lookup
 from fnn.train import TrainConfig
 
@@ -102,37 +103,38 @@ def main_callback(
     """fnn: train and compare MLPs and optimizers, in pure NumPy."""
 
 
+def fail(line: str) -> None:
+    """Print one line of trouble on stderr, credentials in URLs masked."""
+    errors.print(mask(line), highlight=False, markup=False, soft_wrap=True)
+
+
+def say(line: str) -> None:
+    """Print one line of progress on stdout, credentials in URLs masked."""
+    console.print(mask(line), highlight=False, markup=False, soft_wrap=True)
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; errors become one line on stderr (exit 2: bad input, 1: failed run)."""
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         result = app(args=args or ["--help"], prog_name="fnn", standalone_mode=False)
     except typer.Abort:
-        errors.print("aborted", highlight=False)
+        fail("aborted")
         return 130
     except typer.TyperException as error:  # click's usage errors, as Typer vendors them
         context = getattr(error, "ctx", None)
         prefix = f"{context.command_path}: " if context is not None else "fnn: "
-        errors.print(
-            f"{prefix}{error.format_message()}", highlight=False, markup=False, soft_wrap=True
-        )
+        fail(f"{prefix}{error.format_message()}")
         return error.exit_code
-    except UsageFailure as error:
-        errors.print(f"fnn: {error}", highlight=False, markup=False, soft_wrap=True)
-        return 2
-    except RunFailure as error:
-        errors.print(f"fnn: {error}", highlight=False, markup=False, soft_wrap=True)
-        return 1
+    except (UsageFailure, RunFailure, Interrupted) as error:
+        fail(f"fnn: {error}")
+        return {UsageFailure: 2, RunFailure: 1, Interrupted: 130}[type(error)]
     except KeyboardInterrupt:
-        errors.print("interrupted", highlight=False)
-        return 130
-    except Interrupted as error:  # Ctrl-C in a command that says what it kept
-        errors.print(f"fnn: {error}", highlight=False, markup=False, soft_wrap=True)
+        fail("interrupted")
         return 130
     except ModuleNotFoundError as error:  # an optional dependency a command imports late
         if (error.name or "").split(".")[0] not in CLI_EXTRA:
             raise
-        errors.print(f"fnn: this needs {error.name}, which is missing: pip install 'fnn[cli]'",
-                     highlight=False, markup=False, soft_wrap=True)  # fmt: skip
+        fail(f"fnn: this needs {error.name}, which is missing: pip install 'fnn[cli]'")
         return 1
     return result if isinstance(result, int) else 0

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from fnn import checkpoint, data, tracking
 from fnn.bench import blas_threads
-from fnn.cli.base import RunFailure, UsageFailure, app, console, errors
+from fnn.cli.base import RunFailure, UsageFailure, app, console, fail
 from fnn.cli.options import CLI_ONLY, accepts, extra_hyperparameters, train_parameters
 from fnn.cli.runs import Saver, resumed_run
 from fnn.train import (
@@ -125,10 +125,10 @@ def run_training(
         values.get("tracker", "wandb"), config.to_dict(),
         project=values.get("wandb_project") or "fnn", entity=values.get("wandb_entity"),
         run_id=state.get("wandb_run_id"),
-        say=lambda line: errors.print(line, highlight=False, markup=False, soft_wrap=True),
+        say=fail,
     )  # fmt: skip
     saver = Saver(save_dir, config, tracker, run_id=state.get("run_id"),
-                  overwrite=bool(values.get("overwrite")), say=_say)  # fmt: skip
+                  overwrite=bool(values.get("overwrite")), say=fail)  # fmt: skip
     params, history, summary = _train_and_test(config, splits, tracker, saver, resumed, quiet)
     console.print(
         f"val accuracy {summary['val_accuracy']:.2%}  test accuracy {summary['test_accuracy']:.2%}"
@@ -138,10 +138,6 @@ def run_training(
     if path is not None and not quiet:
         console.print(f"saved to {path} (inspect with `fnn evaluate {path}`)")
     return summary
-
-
-def _say(line: str) -> None:
-    errors.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _splits(config: TrainConfig, *, show_progress: bool, quiet: bool) -> data.Splits:
@@ -424,7 +420,7 @@ def samples(
             entity=wandb_entity,
             name=f"samples_{name}",
             job_type="samples",
-            say=lambda line: errors.print(line, highlight=False, markup=False, soft_wrap=True),
+            say=fail,
         )
         tracker.image("samples", path, caption=f"one {name} training image per class")
         tracker.finish()
