@@ -152,3 +152,9 @@ def test_version_and_gradcheck_verdict():
     assert checked.returncode == 0
     assert checked.stdout.strip().splitlines()[-1].endswith(": PASS (tolerance 1e-06)")
     assert np.isfinite(float(checked.stdout.split("worst: ")[1].split(":")[0]))
+
+
+def test_sweep_report_top_must_be_positive():
+    line = one_line(fnn("sweep-report", "x", "--top", "-1"), 2, "--top")
+    assert line == "fnn sweep-report: Invalid value for '--top': Input should be greater than or "
+    "equal to 1" or "greater than or equal to 1" in line

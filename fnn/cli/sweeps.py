@@ -140,7 +140,7 @@ def sweep_report(
         "sweep-report"
     ),
     storage: Annotated[str, typer.Option("--storage")] = "sqlite:///sweeps.db",
-    top: Annotated[int, typer.Option("--top", help="Rows in the ranked table.")] = 10,
+    top: Annotated[int, typer.Option("--top", min=1, help="Rows in the ranked table.")] = 10,
 ) -> None:
     """Plots and a summary of a sweep: parallel coordinates, metric by run, importance, top runs."""
     from fnn import sweep as sweeps
