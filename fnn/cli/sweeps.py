@@ -37,7 +37,8 @@ def sweep(
         ),
     ] = "auto",
     count: Annotated[
-        int | None, typer.Option("--count", help="Trials (runs) for this process to run.")
+        int | None,
+        typer.Option("--count", help="Trials (runs) to run, in total across workers."),
     ] = None,
     storage: Annotated[
         str, typer.Option("--storage", help="Optuna storage URL (local backend).")
@@ -63,7 +64,14 @@ def sweep(
             "(default: $FNN_DATA_DIR, the cache, /usr/share/datasets).",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Sampler and data-split seed.")] = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            help="Sampler and data-split seed (default: a fresh sampler seed "
+            "per worker, data split 0).",
+        ),
+    ] = None,
     tracker: Annotated[str, typer.Option("--tracker", help="wandb or none (local).")] = "wandb",
     wandb_project: Annotated[str, typer.Option("--wandb_project", "-wp")] = "fnn",
     wandb_entity: Annotated[str | None, typer.Option("--wandb_entity", "-we")] = None,
@@ -79,7 +87,8 @@ def sweep(
     if config is None and join is None:
         raise UsageFailure("give a sweep YAML, or --join SWEEP_ID to help with a W&B sweep")
     base_values = {"dataset": dataset, "train_subset": train_subset,
-                   "val_fraction": val_fraction, "data_dir": data_dir, "seed": seed,
+                   "val_fraction": val_fraction, "data_dir": data_dir,
+                   "seed": DEFAULT.seed if seed is None else seed,
                    "tracker": tracker}  # fmt: skip
     try:
         base_config = build_config(base_values)

@@ -1,12 +1,16 @@
 """Hyperparameter sweeps from a standard W&B sweep YAML: on a W&B server (``run_wandb``) or
-offline with Optuna (``run_local``: a resumable study in SQLite, one tracker run per trial),
-and a report of a study or of a folder of W&B runs (``report``).
+offline with Optuna (``run_local``: a resumable study in SQLite or PostgreSQL, which several
+worker processes may share; one tracker run per trial), and a report of a study or of a
+folder of W&B runs (``report``).
 
 - ``config``: the sweep YAML read, normalised and checked (``load_config``).
 - ``training``: training one configuration, shared by both backends (``load_splits``).
 - ``wandb_backend``: ``run_wandb`` and its agent; W&B run folders read back (``wandb_trials``).
 - ``optuna_space``: the sweep as Optuna's sampler, pruner and suggest calls.
-- ``optuna_study``: the stored study: resuming, grid bookkeeping, trials read back.
+- ``optuna_storage``: the database workers share: its driver, the lock they claim trials
+  under, retried creation.
+- ``optuna_study``: the stored study: resuming, heartbeats, each worker's seed and count, the
+  next trial (or grid point) to claim, trials read back.
 - ``optuna_backend``: ``run_local``.
 - ``report`` and ``render``: the report's data and importances; its figures, Markdown, HTML.
 

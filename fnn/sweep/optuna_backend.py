@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,17 @@ from fnn import tracking
 from fnn.constraints import is_integer
 from fnn.sweep.config import SweepConfigError, load_config
 from fnn.sweep.optuna_space import _suggest
-from fnn.sweep.optuna_study import _counts, _open_study, _plan, _requeue, _state
+from fnn.sweep.optuna_study import (
+    Step,
+    Worker,
+    _claim,
+    _counts,
+    _fail_stale,
+    _next_step,
+    _open_study,
+    _state,
+    heartbeat_settings,
+)
 from fnn.sweep.training import (
     SPLIT_FIELDS,
     _check_base,
@@ -121,7 +132,7 @@ def run_local(
     tracker: str = "wandb",
     project: str | None = None,
     entity: str | None = None,
-    seed: int = 0,
+    seed: int | None = 0,
     progress: bool = False,
     say: Callable[[str], None] = print,
 ) -> optuna.Study:
@@ -129,21 +140,28 @@ def run_local(
 
     The study (``study_name``, default the config's ``name``, else the YAML file's stem) lives
     in ``storage`` and is resumed when it exists (a different search space is refused):
-    finished trials are kept and ``count`` new ones run (None: the rest of the grid, or up to
-    ``run_cap``, which caps the study across processes).
+    finished trials are kept. Several processes (workers) may run it at once, on one machine
+    with SQLite or on several with PostgreSQL: each claims its next trial under a lock on the
+    storage (``optuna_storage``).
 
-    - A grid never reruns a finished point. A point whose trial failed other than by
-      divergence (Ctrl-C, an exception, a process killed: its heartbeat is over
-      ``GRACE_SECONDS`` old) is queued again; a diverged one is final.
-    - ``seed`` seeds the random/TPE sampler; a resumed invocation reseeds it from ``seed`` and
-      the number of trials so far, so it does not redraw earlier values. Workers sharing a
-      study at the same time should use different seeds. The data split follows each trial's
-      ``seed`` option (``base``'s unless the sweep sets it).
+    - ``count``: the trials to run, in total across the workers that start with the same count
+      before that total is reached (an interrupted run started again finishes it); after that,
+      ``count`` more. None: the rest of the grid, or up to ``run_cap``, which caps the study.
+    - A grid runs each point once. A point whose trial failed other than by divergence (Ctrl-C,
+      an exception, a killed worker: its heartbeat is over ``GRACE_SECONDS`` old) runs again;
+      a diverged one is final. A worker with nothing left to start waits while other workers'
+      trials run, so it can take over the trial of one that dies.
+    - ``seed`` seeds the random/TPE sampler of the study's first worker; later workers and
+      resumed runs derive theirs from it and their number, so they do not redraw the same
+      values. None: a fresh seed per worker, recorded in each trial's
+      ``user_attrs["sampler_seed"]`` (with ``"worker"``, host:pid). The data split follows
+      each trial's ``seed`` option (``base``'s unless the sweep sets it).
     - Each trial reports its metric every epoch (hyperband prunes on it), keeps the per-epoch
       metrics in ``user_attrs["history"]`` and logs a ``tracker`` run named like ``fnn train``'s
       plus ``_t<number>``, grouped by the study name. A diverged trial fails with its message in
       ``user_attrs["error"]``; other exceptions stop the sweep.
-    - ``say`` gets a line at the start, one per finished trial and the best at the end.
+    - ``say`` gets a line at the start, one per finished trial, one when waiting for other
+      workers and the best at the end.
     """
     import optuna
 
@@ -151,10 +169,13 @@ def run_local(
     study_name = _study_name(config, sweep, study_name)
     _check_request(sweep, count, tracker)
     base = _check_base(base)
+    heartbeat_settings()  # a bad override is an error before anything is created
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # we print our own line per trial
     try:
-        study = _open_study(sweep, base, storage=storage, name=study_name, seed=seed, say=say)
+        study, worker = _open_study(
+            sweep, base, storage=storage, name=study_name, seed=seed, count=count, say=say
+        )
         _preload(sweep, base, progress)
         objective = _objective(
             sweep,
@@ -166,7 +187,7 @@ def run_local(
             progress=progress,
             say=say,
         )
-        _optimize(study, sweep, objective, count=count, say=say)
+        _optimize(study, sweep, objective, worker=worker, say=say)
     finally:
         optuna.logging.set_verbosity(verbosity)
     return study
@@ -220,10 +241,12 @@ def _optimize(
     sweep: dict,
     objective: Callable,
     *,
-    count: int | None,
+    worker: Worker,
     say: Callable[[str], None],
 ) -> None:
-    import optuna
+    """Run trials until the study's count, run_cap or grid is done. Each trial is claimed under
+    the storage's lock: fail stale trials, decide the next step, queue the grid point, and
+    ``ask`` for the trial, which releases the lock as soon as it starts."""
 
     metric, goal = sweep["metric"]["name"], sweep["metric"]["goal"]
     finished: list[optuna.trial.FrozenTrial] = []
@@ -238,34 +261,84 @@ def _optimize(
                 reached.append(trial.number)
                 study.stop()
 
-    callbacks = [after_trial]
-    if sweep.get("run_cap"):
-        states = (
-            optuna.trial.TrialState.COMPLETE,
-            optuna.trial.TrialState.PRUNED,
-            optuna.trial.TrialState.FAIL,
-        )
-        callbacks.append(optuna.study.MaxTrialsCallback(sweep["run_cap"], states=states))
+    def claimed(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", worker.name)
+        trial.set_user_attr("sampler_seed", worker.seed)
+        worker.lock.release()  # the trial is ours: let the next worker claim one
+        return objective(trial)
 
-    counts = _counts(study)
-    budget, reason, retry = _plan(study, sweep, count, 0)
-    say(
-        f"study {study.study_name}: {len(study.trials)} trials so far ({counts['COMPLETE']} "
-        f"complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed); "
-        + (f"running {budget} new" if budget else f"{reason}; no new trials")
-    )
-    # GridSampler stops the study when it sees no unvisited point, even with a requeued point
-    # still waiting; so optimize again until the plan says there is nothing left.
-    while budget and not reached:
-        _requeue(study, retry)
-        before = len(finished)
-        study.optimize(objective, n_trials=budget, catch=(TrainingDiverged,), callbacks=callbacks)
-        if len(finished) == before:
+    first, waited_for = True, None
+    while not reached:
+        worker.lock.acquire()
+        try:
+            _fail_stale(study)
+            step = _next_step(study, sweep, worker)
+            if first:
+                say(_start_line(study, step, worker))
+                first = False
+            if step.action == "run":
+                _claim(study, sweep, step.work)
+                study.optimize(
+                    claimed, n_trials=1, catch=(TrainingDiverged,), callbacks=[after_trial]
+                )
+        finally:
+            worker.lock.release()
+        if step.action == "stop":
             break
-        budget, reason, retry = _plan(study, sweep, count, len(finished))
+        if step.action == "wait":
+            numbers = [trial.number for trial in step.running]
+            if numbers != waited_for:
+                say(_waiting_line(step))
+                waited_for = numbers
+            time.sleep(_poll_seconds(step))
+        else:
+            waited_for = None
     if reached:
         say(f"trial {reached[0]} reached the target {metric} {target}; stopping")
     complete = [t for t in study.get_trials(deepcopy=False) if _state(t) == "COMPLETE"]
     if complete:
         best = study.best_trial
         say(f"best: trial {best.number} {metric} {best.value:.4f}  {_describe(best.params)}")
+
+
+def _start_line(study: optuna.Study, step: Step, worker: Worker) -> str:
+    """``study t: 6 trials so far (6 complete, 0 pruned, 0 failed); running 2 new``."""
+    counts = _counts(study)
+    line = (
+        f"study {study.study_name}: {len(study.trials)} trials so far ({counts['COMPLETE']} "
+        f"complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed); "
+    )
+    if step.action != "run":
+        return line + f"{step.reason}; no new trials"
+    if worker.joined:
+        return line + (
+            f"running up to {step.budget} new: --count {worker.count} is the total of the "
+            "workers of this study"
+        )
+    return line + f"running {step.budget} new"
+
+
+def _waiting_line(step: Step) -> str:
+    """One line: which trials other workers are running, and when the first one is run again
+    here if its worker is gone (its heartbeat GRACE_SECONDS old)."""
+    grace = heartbeat_settings()[1]
+    numbers = ", ".join(str(trial.number) for trial in step.running)
+    plural = "s" if len(step.running) > 1 else ""
+    line = f"waiting for trial{plural} {numbers}, running in another worker"
+    ages = {n: age for n, age in step.ages.items() if n in {t.number for t in step.running}}
+    if not ages:
+        return line + f"; if its worker is gone, it is retried {grace} s after it started"
+    number, age = max(ages.items(), key=lambda item: item[1])
+    left = max(0, math.ceil(grace - age))
+    return (
+        f"{line}; trial {number}'s last heartbeat is {age:.0f} s old: if its worker is gone, "
+        f"it is failed and run again here in about {left} s (grace {grace} s)"
+    )
+
+
+def _poll_seconds(step: Step) -> float:
+    """How long to wait before looking again: a heartbeat interval, or less when a trial goes
+    stale sooner."""
+    interval, grace = heartbeat_settings()
+    soonest = min((grace - age for age in step.ages.values()), default=interval)
+    return max(0.5, min(interval, soonest + 0.5))

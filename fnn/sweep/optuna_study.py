@@ -1,7 +1,9 @@
-"""The Optuna study a local sweep lives in: created or resumed in its storage (with
-heartbeats, so the trials of a killed process are failed), the sweep and base options it
-remembers, which grid points are done or to run again, how many trials to run now; and its
-trials read back (``study_trials``, ``trial_config``).
+"""The Optuna study a local sweep lives in, shared by every worker (process) that opens it:
+created or resumed under the storage's lock (``optuna_storage``), with heartbeats (so the
+trials of a killed worker are failed and run again); the sweep and base options it remembers;
+each worker's number and sampler seed, and the trial total its ``count`` asks for (``Worker``);
+what a worker does next (``_next_step``: run a trial, on which grid point; wait for the trials
+of other workers; or stop); and its trials read back (``study_trials``, ``trial_config``).
 
 Optuna is imported inside the functions that need it.
 """
@@ -10,8 +12,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +24,7 @@ import numpy as np
 
 from fnn.sweep.config import SweepConfigError
 from fnn.sweep.optuna_space import _decoded, grid_space, optuna_pruner, optuna_sampler
+from fnn.sweep.optuna_storage import StorageLock, check_driver, retry_creation, sqlite_path
 from fnn.sweep.training import STATES, _train_config
 from fnn.train import TrainConfig
 
@@ -26,42 +32,131 @@ if TYPE_CHECKING:
     import optuna
 
 
-# A trial whose process died stops sending heartbeats; after GRACE_SECONDS it is marked FAIL
-# (by the next run_local on the same storage) and, in a grid, its point is run again.
+# A running trial records a heartbeat every HEARTBEAT_SECONDS; once its last one is over
+# GRACE_SECONDS old (its worker was killed, or its machine lost), the next worker to claim a
+# trial marks it FAIL, and it is run again (in a grid: its point).
 HEARTBEAT_SECONDS = 15
 GRACE_SECONDS = 60
+# The environment overrides both, in whole seconds, for worker processes that cannot be patched
+# (the tests' subprocess workers): FNN_SWEEP_HEARTBEAT_SECONDS and FNN_SWEEP_GRACE_SECONDS.
+HEARTBEAT_ENV, GRACE_ENV = "FNN_SWEEP_HEARTBEAT_SECONDS", "FNN_SWEEP_GRACE_SECONDS"
+
+WORKERS_ATTR = "workers"  # study user attr: how many workers have opened the study
+COUNT_ATTR = "count"  # study user attr: {"count": N, "target": trials} of the latest count
+
+
+def heartbeat_settings() -> tuple[int, int]:
+    """(heartbeat interval, grace period) in seconds: the module's, or the environment's."""
+
+    def read(name: str, default: int) -> int:
+        text = os.environ.get(name, "").strip()
+        if not text:
+            return default
+        if not text.isdigit() or int(text) < 1:
+            raise SweepConfigError(f"{name} must be a whole number of seconds >= 1; got {text!r}")
+        return int(text)
+
+    return read(HEARTBEAT_ENV, HEARTBEAT_SECONDS), read(GRACE_ENV, GRACE_SECONDS)
+
+
+@dataclass
+class Worker:
+    """This process's part in a shared study: the storage's ``lock``; its ``number`` among the
+    study's workers (0 for the first ever); its sampler ``seed``; and ``target``, the number
+    of counted trials (finished for good, or running) at which it stops (None: no count).
+    ``joined``: the target was set by another worker (or an interrupted run) with the same
+    count, so the count is their total."""
+
+    lock: StorageLock
+    number: int
+    seed: int
+    count: int | None
+    target: int | None
+    joined: bool
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
 
 def _open_study(
-    sweep: dict, base: dict, *, storage: Any, name: str, seed: int, say: Callable[[str], None]
-) -> optuna.Study:
+    sweep: dict,
+    base: dict,
+    *,
+    storage: Any,
+    name: str,
+    seed: int | None,
+    count: int | None,
+    say: Callable[[str], None],
+) -> tuple[optuna.Study, Worker]:
     """The study ``name`` in ``storage``, created or resumed, with the sampler and pruner of
-    ``sweep``; the trials of dead processes (stale heartbeats) are marked failed."""
+    ``sweep``, and this process's part in it. Creating the tables and the study holds the
+    storage's lock (and is retried on a collision with a creator that does not take it); the
+    trials of dead workers (stale heartbeats) are marked failed."""
     import optuna
 
-    study = optuna.create_study(
-        storage=_storage(storage),
-        study_name=name,
-        load_if_exists=True,
-        sampler=optuna_sampler(sweep, seed),
-        pruner=optuna_pruner(sweep, base),
-        direction=sweep["metric"]["goal"],
-    )
-    _remember(study, sweep, base, say)
-    existing = len(study.get_trials(deepcopy=False))
-    if existing and sweep["method"] != "grid":
-        # A resumed RandomSampler(seed) would draw the first run's values again.
-        study.sampler = optuna_sampler(sweep, _resume_seed(seed, existing))
+    url = storage if isinstance(storage, str) else None
+    if url is not None:
+        check_driver(url)
+    lock = StorageLock(url)
+    with lock:
+        study = retry_creation(
+            lambda: optuna.create_study(
+                storage=_storage(storage),
+                study_name=name,
+                load_if_exists=True,
+                sampler=optuna_sampler(sweep, 0),
+                pruner=optuna_pruner(sweep, base),
+                direction=sweep["metric"]["goal"],
+            )
+        )
+        _remember(study, sweep, base, say)
+        _fail_stale(study)
+        number = int(study.user_attrs.get(WORKERS_ATTR, 0))
+        study.set_user_attr(WORKERS_ATTR, number + 1)
+        trials = study.get_trials(deepcopy=False)
+        worker_seed = _worker_seed(seed, number, len(trials))
+        study.sampler = optuna_sampler(sweep, worker_seed)
+        target, joined = _target(study, trials, count)
+    return study, Worker(lock, number, worker_seed, count, target, joined)
+
+
+def _worker_seed(seed: int | None, number: int, existing: int) -> int:
+    """The sampler seed of worker ``number``, which finds ``existing`` trials in the study.
+
+    Without ``seed``: fresh OS entropy, so workers never draw the same values (each trial
+    records the seed in ``user_attrs["sampler_seed"]``). With one: the seed itself for the
+    first worker of a new study (a single run repeats as before), else a seed derived from it,
+    the worker's number and ``existing``. A run is reproducible run by run, and workers
+    started together with the same seed, or a resumed run, do not redraw earlier values."""
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1)[0])
+    if number == 0 and existing == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, number, existing]).generate_state(1)[0])
+
+
+def _target(study: optuna.Study, trials: list, count: int | None) -> tuple[int | None, bool]:
+    """The counted trials at which a worker asked for ``count`` stops, and whether it joins
+    the total of earlier workers. The latest count is stored in the study: a worker with the
+    same count, arriving before that total is finished, shares it (so workers started
+    together run ``count`` in all, and an interrupted run started again finishes it);
+    otherwise the target is the counted trials so far plus ``count``."""
+    if count is None:
+        return None, False
+    latest = study.user_attrs.get(COUNT_ATTR) or {}
+    finished = sum(_final(trial) for trial in trials)
+    if latest.get("count") == count and finished < latest.get("target", 0):
+        return int(latest["target"]), True
+    target = sum(_taken(trial) for trial in trials) + count
+    if count:
+        study.set_user_attr(COUNT_ATTR, {"count": count, "target": target})
+    return target, False
+
+
+def _fail_stale(study: optuna.Study) -> None:
+    import optuna
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-    return study
-
-
-def _resume_seed(seed: int, existing: int) -> int:
-    """The sampler seed of an invocation that finds ``existing`` trials: reproducible, and
-    different from the seeds of the earlier invocations."""
-    return int(np.random.SeedSequence([seed, existing]).generate_state(1)[0])
 
 
 def _storage(storage: Any) -> Any:
@@ -71,14 +166,17 @@ def _storage(storage: Any) -> Any:
 
     if not isinstance(storage, str):
         return storage
-    if storage.startswith("sqlite:///") and storage != "sqlite:///:memory:":
-        Path(storage.removeprefix("sqlite:///")).expanduser().parent.mkdir(
-            parents=True, exist_ok=True
-        )
+    options: dict[str, Any] = {}
+    path = sqlite_path(storage)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # several workers write to one file: wait for a lock rather than fail after 5 s
+        options["connect_args"] = {"timeout": 60}
+    interval, grace = heartbeat_settings()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(
-            storage, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS
+            storage, engine_kwargs=options, heartbeat_interval=interval, grace_period=grace
         )
 
 
@@ -133,12 +231,18 @@ def _final(trial: optuna.trial.FrozenTrial) -> bool:
     return state in ("COMPLETE", "PRUNED") or (state == "FAIL" and "error" in trial.user_attrs)
 
 
-def _grid_status(study: optuna.Study, size: int) -> dict[str, list]:
+def _taken(trial: optuna.trial.FrozenTrial) -> bool:
+    """Counted against ``count`` and ``run_cap``: finished for good, or running. A trial that
+    failed otherwise (its worker killed or interrupted) is not: another one runs instead."""
+    return _final(trial) or _state(trial) == "RUNNING"
+
+
+def _grid_status(trials: list, size: int) -> dict[str, list]:
     """Grid ids by status: done, running, queued (waiting), retry (failed, not final) and new
     (never started). A point's best status wins: done > running > queued > retry."""
     rank = {"done": 0, "running": 1, "queued": 2, "retry": 3}
     best: dict[int, tuple[str, optuna.trial.FrozenTrial]] = {}
-    for trial in study.get_trials(deepcopy=False):
+    for trial in trials:
         grid_id = trial.system_attrs.get("grid_id")
         if grid_id is None:
             continue
@@ -157,22 +261,6 @@ def _grid_status(study: optuna.Study, size: int) -> dict[str, list]:
     return groups
 
 
-def _requeue(study: optuna.Study, failed: list) -> None:
-    """Queue failed grid points again, with their grid id (as Optuna's
-    ``RetryHeartbeatStaleTrialCallback`` does), so ``GridSampler`` gives the same point."""
-    import optuna
-
-    for trial in failed:
-        study.add_trial(
-            optuna.trial.create_trial(
-                state=optuna.trial.TrialState.WAITING,
-                params=trial.params,
-                distributions=trial.distributions,
-                system_attrs={**trial.system_attrs, "failed_trial": trial.number},
-            )
-        )
-
-
 def _counts(study: optuna.Study) -> dict[str, int]:
     counts = dict.fromkeys(STATES, 0)
     for trial in study.get_trials(deepcopy=False):
@@ -180,29 +268,117 @@ def _counts(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
-def _plan(study: optuna.Study, sweep: dict, count: int | None, ran: int) -> tuple[int, str, list]:
-    """How many trials to run now, why not more, and the failed grid points to queue again
-    (``count`` None: as many as the grid or ``run_cap`` leaves)."""
-    counts = _counts(study)
-    budget = math.inf if count is None else count - ran
-    reason = f"count {count} reached"
+def _plan(trials: list, sweep: dict, worker: Worker) -> tuple[int, str, list]:
+    """How many trials are left to start (by all workers), why not more, and the grid's work
+    in the order to take it: ("queued", id), ("retry", failed trial), ("new", id)."""
+    taken = sum(_taken(trial) for trial in trials)
+    budget, reason = math.inf, ""
+    if worker.target is not None:
+        budget, reason = worker.target - taken, f"count {worker.count} reached"
     run_cap = sweep.get("run_cap")
-    if run_cap is not None:
-        left = run_cap - counts["COMPLETE"] - counts["PRUNED"] - counts["FAIL"] - counts["RUNNING"]
-        if left < budget:
-            budget, reason = left, f"run_cap {run_cap} reached"
-    retry: list = []
+    if run_cap is not None and run_cap - taken < budget:
+        budget, reason = run_cap - taken, f"run_cap {run_cap} reached"
+    work: list = []
     if sweep["method"] == "grid":
         size = math.prod(len(values) for values in grid_space(sweep).values())
-        status = _grid_status(study, size)
-        retry = status["retry"]
-        work = len(status["new"]) + len(status["queued"]) + len(retry)
-        if work < budget:
+        status = _grid_status(trials, size)
+        work = [("queued", i) for i in status["queued"]] + [("retry", t) for t in status["retry"]]
+        work += [("new", i) for i in status["new"]]
+        if len(work) < budget:
             running = f", {len(status['running'])} running" if status["running"] else ""
-            budget = work
+            budget = len(work)
             reason = f"grid exhausted: {len(status['done'])} of {size} points done{running}"
-        retry = retry[: max(0, int(budget) - len(status["queued"]))]
-    return max(0, int(budget)), reason, retry
+    return max(0, int(budget)), reason, work
+
+
+@dataclass
+class Step:
+    """A worker's next step: ``run`` a trial (``work``: the grid point to take, or None),
+    ``wait`` for the ``running`` trials of other workers (if one of them dies, its trial is to
+    run again), or ``stop``. ``budget``: trials left to start; ``reason``: why not more."""
+
+    action: str
+    budget: int
+    reason: str
+    work: tuple | None = None
+    running: list = field(default_factory=list)
+    ages: dict = field(default_factory=dict)
+
+
+def _next_step(study: optuna.Study, sweep: dict, worker: Worker) -> Step:
+    """What ``worker`` does next; taken under the storage's lock, after failing stale trials."""
+    trials = study.get_trials(deepcopy=False)
+    budget, reason, work = _plan(trials, sweep, worker)
+    if budget:
+        return Step("run", budget, reason, work[0] if work else None)
+    running = [trial for trial in trials if _state(trial) == "RUNNING"]
+    others = [trial for trial in trials if _state(trial) != "RUNNING"]
+    if not running or not _plan(others, sweep, worker)[0]:
+        return Step("stop", 0, reason)
+    ages = _heartbeat_ages(study)
+    if ages is None:  # a storage without heartbeats: a dead worker's trial is never failed
+        return Step("stop", 0, reason)
+    for trial in running:
+        if trial.number not in ages:
+            # Claimed by a worker that died before its first heartbeat (or by a client that
+            # sends none): give it one, so that it goes stale and is failed like the others.
+            study._storage.record_heartbeat(trial._trial_id)
+            ages[trial.number] = 0.0
+    return Step("wait", 0, reason, running=running, ages=ages)
+
+
+def _heartbeat_ages(study: optuna.Study) -> dict[int, float] | None:
+    """Seconds since the last heartbeat of each running trial that has one, by trial number,
+    on the database's clock as Optuna's stale check reads it (None for a storage without
+    heartbeats, or if they cannot be read)."""
+    if getattr(study._storage, "get_heartbeat_interval", lambda: None)() is None:
+        return None
+    try:
+        import sqlalchemy
+        from optuna.storages._rdb import models  # Optuna has no public reader of heartbeats
+        from optuna.trial import TrialState
+
+        storage = getattr(study._storage, "_backend", study._storage)
+        session = storage.scoped_session()
+        try:
+            now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)
+            rows = (
+                session.query(models.TrialModel.number, models.TrialHeartbeatModel.heartbeat)
+                .join(models.TrialHeartbeatModel)
+                .filter(models.TrialModel.study_id == study._study_id)
+                .filter(models.TrialModel.state == TrialState.RUNNING)
+                .all()
+            )
+        finally:
+            session.close()
+        return {number: (now - beat.replace(tzinfo=None)).total_seconds() for number, beat in rows}
+    except Exception:
+        return None
+
+
+def _claim(study: optuna.Study, sweep: dict, work: tuple | None) -> None:
+    """Queue the grid point a worker claimed, for its ``ask`` to take next: a failed trial's
+    point again, with its grid id (as Optuna's ``RetryHeartbeatStaleTrialCallback`` does), or
+    a new grid id; a queued point is in the queue already. (Only the claiming worker holds the
+    lock between this and its ``ask``, so no other worker can take the point.)"""
+    import optuna
+
+    if work is None or work[0] == "queued":
+        return
+    kind, item = work
+    if kind == "retry":
+        trial = optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params=item.params,
+            distributions=item.distributions,
+            system_attrs={**item.system_attrs, "failed_trial": item.number},
+        )
+    else:
+        trial = optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            system_attrs={"grid_id": item, "search_space": grid_space(sweep)},
+        )
+    study.add_trial(trial)
 
 
 # --- reading a study back ----------------------------------------------------------------------
@@ -260,6 +436,7 @@ def _study_metric(study: optuna.Study) -> tuple[str | None, str]:
 def _load_study(name: str, storage: str) -> optuna.Study:
     import optuna
 
+    check_driver(storage)
     if storage.startswith("sqlite:///") and storage != "sqlite:///:memory:":
         path = Path(storage.removeprefix("sqlite:///")).expanduser()
         if not path.exists():

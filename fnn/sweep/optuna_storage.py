@@ -1,0 +1,185 @@
+"""The database the workers of a local sweep share: its driver (a missing one is one line
+saying what to install), ``StorageLock``, and ``retry_creation``.
+
+Every worker takes the lock while it creates Optuna's tables and the study, and again each
+time it claims its next trial (a few milliseconds), so workers started together do not race
+and two workers never take the same grid point:
+
+- PostgreSQL: a session-level advisory lock (``pg_advisory_lock``), across machines.
+- SQLite: an exclusive ``flock`` on ``<database file>.lock`` beside the database, across the
+  processes of one machine (SQLite is not meant for several machines, nor for NFS).
+- Other databases (e.g. MySQL): no lock; creating the tables and the study is retried.
+
+The server or the operating system drops the lock of a worker that dies.
+
+SQLAlchemy and Optuna are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fnn.sweep.config import SweepConfigError
+
+T = TypeVar("T")
+
+# pg_advisory_lock takes a 64-bit key: one for every fnn sweep on a database
+ADVISORY_KEY = int.from_bytes(hashlib.sha256(b"fnn sweep").digest()[:8], "big", signed=True)
+
+# The package to install for a SQLAlchemy driver (the part of the URL before ://)
+DRIVER_PACKAGES = {
+    "postgresql": "psycopg2-binary",
+    "postgresql+psycopg2": "psycopg2-binary",
+    "postgresql+psycopg": "'psycopg[binary]'",
+    "postgresql+pg8000": "pg8000",
+    "mysql": "mysqlclient",
+    "mysql+mysqldb": "mysqlclient",
+    "mysql+pymysql": "pymysql",
+    "mysql+mysqlconnector": "mysql-connector-python",
+}
+
+CREATION_ATTEMPTS = 6  # creating the tables and the study, when a concurrent creator collides
+
+
+def shown(url: str) -> str:
+    """``url`` with its password hidden, for messages."""
+    try:
+        import sqlalchemy
+
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def _engine(url: str, **options: Any) -> Any:
+    """A SQLAlchemy engine for ``url``; a missing driver is a one-line ``SweepConfigError``."""
+    import sqlalchemy
+
+    try:
+        return sqlalchemy.create_engine(url, **options)
+    except ImportError as error:
+        driver = url.split("://", 1)[0]
+        package = DRIVER_PACKAGES.get(driver, error.name or "the driver")
+        raise SweepConfigError(
+            f"storage {shown(url)}: its database driver is not installed (no module named "
+            f"{error.name!r}); install it with `pip install {package}`"
+        ) from None
+
+
+def check_driver(url: str) -> None:
+    """Refuse, in one line, a database URL whose driver is not installed."""
+    _engine(url).dispose()
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL (None for another database or an in-memory one)."""
+    if not url.startswith("sqlite:"):
+        return None
+    import sqlalchemy
+
+    database = sqlalchemy.engine.make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+class StorageLock:
+    """The lock all workers on one database take (see the module's docstring). ``release`` may
+    be called when the lock is not held: a trial releases it as soon as it has been claimed,
+    and the claim's ``finally`` releases it again."""
+
+    def __init__(self, url: str | None) -> None:
+        self.url = url
+        self.kind = "none"
+        self._engine: Any = None
+        self._held: Any = None
+        if url is None:
+            return
+        path = sqlite_path(url)
+        if path is not None:
+            try:
+                import fcntl  # noqa: F401 - POSIX only: elsewhere, SQLite workers go unlocked
+            except ImportError:
+                return
+            self.kind, self.path = "sqlite", path.with_name(path.name + ".lock")
+        elif url.startswith("postgresql"):
+            from sqlalchemy.pool import NullPool
+
+            self.kind = "postgresql"
+            self._engine = _engine(url, poolclass=NullPool)  # closing a connection unlocks
+
+    def acquire(self) -> None:
+        if self._held is not None or self.kind == "none":
+            return
+        if self.kind == "sqlite":
+            import fcntl
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(descriptor)
+                raise
+            self._held = descriptor
+        else:
+            import sqlalchemy
+
+            connection = self._engine.connect()
+            try:
+                connection.execute(sqlalchemy.text(f"SELECT pg_advisory_lock({ADVISORY_KEY})"))
+                connection.commit()
+            except BaseException:
+                connection.close()
+                raise
+            self._held = connection
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        if held is None:
+            return
+        if self.kind == "sqlite":
+            import fcntl
+
+            try:
+                fcntl.flock(held, fcntl.LOCK_UN)
+            finally:
+                os.close(held)
+        else:
+            held.close()  # the session ends, and its advisory lock with it
+
+    def __enter__(self) -> StorageLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.release()
+
+
+def retry_creation(create: Callable[[], T]) -> T:
+    """``create()``, tried again after a short random pause when it collides with another
+    worker creating the same tables or study at the same moment (an integrity error, a table
+    or type that already exists, a locked SQLite file): the next attempt finds them made."""
+    import optuna
+    import sqlalchemy
+
+    collisions = (
+        sqlalchemy.exc.IntegrityError,
+        sqlalchemy.exc.OperationalError,
+        sqlalchemy.exc.ProgrammingError,
+        optuna.exceptions.StorageInternalError,
+    )
+    for attempt in range(1, CREATION_ATTEMPTS + 1):
+        try:
+            return create()
+        except collisions:
+            if attempt == CREATION_ATTEMPTS:
+                raise
+            time.sleep(random.SystemRandom().uniform(0.05, 0.25) * attempt)
+    raise AssertionError("unreachable")

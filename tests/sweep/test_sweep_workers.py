@@ -1,0 +1,296 @@
+"""Workers sharing one study: ``fnn sweep`` processes started together on a new SQLite file or
+a new PostgreSQL database all start, run ``--count`` in total without repeating a random draw,
+run each grid point once, and take over the trial of a worker killed with SIGKILL (its
+heartbeat goes stale). Also in-process: a missing driver is one line, a rerun within a killed
+trial's grace says when it is retried, and a count is shared by the runs that finish it."""
+
+import gzip
+import json
+import os
+import re
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from postgres_support import postgres_server_fixture, postgres_url_fixture  # noqa: F401
+from sweep_helpers import grid, quick, run, use_blobs
+
+from fnn import data
+from fnn.cli import main
+from fnn.sweep import optuna_study, training
+from fnn.sweep.optuna_storage import StorageLock
+
+REPO = Path(__file__).resolve().parents[2]
+HEARTBEAT, GRACE = 1, 2  # seconds, for the worker processes (through the environment)
+
+GRID = {  # 12 points; 20 epochs make a trial last long enough (~0.5 s) to be killed mid-way
+    "name": "g",
+    "method": "grid",
+    "metric": {"name": "val_accuracy", "goal": "maximize"},
+    "parameters": {
+        "epochs": {"value": 20},
+        "hidden_size": {"values": [4, 8, 16]},
+        "learning_rate": {"values": [0.001, 0.01]},
+        "optimizer": {"values": ["adam", "sgd"]},
+    },
+}
+
+RANDOM = {
+    "name": "r",
+    "method": "random",
+    "metric": {"name": "val_accuracy", "goal": "maximize"},
+    "parameters": {
+        "epochs": {"value": 1},
+        "hidden_size": {"values": [4, 8]},
+        "learning_rate": {"distribution": "log_uniform_values", "min": 1e-3, "max": 1e-1},
+    },
+}
+
+
+def idx_gz(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes(), mtime=0))
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    """A data folder holding a tiny Fashion-MNIST look-alike (random images, 10 classes): the
+    worker processes load it in milliseconds."""
+    folder = tmp_path / "data" / data.DATASETS["fashion_mnist"]
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 600), ("test", 50)):
+        idx_gz(folder / data.FILES[f"{split}_images"], rng.integers(0, 256, (n, 28, 28)))
+        idx_gz(folder / data.FILES[f"{split}_labels"], np.arange(n) % 10)
+    return folder.parent
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request, tmp_path) -> str:
+    """A new SQLite file, or a new database on a throwaway PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared' / 'sweeps.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def start_workers(n: int, sweep: dict, storage: str, images: Path, tmp_path: Path, *options):
+    """``n`` ``fnn sweep`` processes started at once on ``storage``; their output goes to
+    tmp_path/worker<i>.log."""
+    config = tmp_path / f"{sweep['name']}.yaml"
+    config.write_text(json.dumps(sweep))  # JSON is YAML
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        optuna_study.HEARTBEAT_ENV: str(HEARTBEAT),
+        optuna_study.GRACE_ENV: str(GRACE),
+        "WANDB_MODE": "offline",
+    }
+    command = [sys.executable, "-c", "import sys; from fnn.cli import main; sys.exit(main())",
+               "sweep", str(config), "--backend", "local", "--storage", storage,
+               "--tracker", "none", "--data_dir", str(images), *options]  # fmt: skip
+    workers = []
+    for i in range(n):
+        log = open(tmp_path / f"worker{i}.log", "w")  # noqa: SIM115 - closed by finish()
+        workers.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env))
+        log.close()
+    return workers
+
+
+def finish(workers, tmp_path: Path, timeout: float = 120) -> list[int]:
+    """The workers' exit codes (each killed after ``timeout`` seconds)."""
+    codes = []
+    for worker in workers:
+        try:
+            codes.append(worker.wait(timeout=timeout))
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            codes.append(worker.wait())
+    return codes
+
+
+def logs(tmp_path: Path) -> str:
+    return "\n".join(
+        f"--- {path.name}\n{path.read_text()}" for path in sorted(tmp_path.glob("worker*.log"))
+    )
+
+
+def load(storage, name: str) -> list[optuna.trial.FrozenTrial]:
+    """The trials of study ``name`` (``storage``: a URL, or an RDBStorage to read again)."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+
+
+def pid(trial) -> str:
+    return trial.user_attrs.get("worker", ":").rsplit(":", 1)[1]
+
+
+def parameters(trial) -> tuple:
+    return tuple(sorted(trial.params.items()))
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_workers_started_together_all_start_and_share_the_count(n, storage, images, tmp_path):
+    workers = start_workers(n, RANDOM, storage, images, tmp_path, "--count", "20")
+    codes = finish(workers, tmp_path)
+    assert codes == [0] * n, logs(tmp_path)
+    trials = load(storage, "r")
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 20, logs(tmp_path)  # a total
+    assert len({parameters(t) for t in trials}) == 20  # no worker repeats another's draws
+    seeds = {t.user_attrs["worker"]: t.user_attrs["sampler_seed"] for t in trials}
+    assert len(set(seeds.values())) == len(seeds)  # one seed per worker, none shared
+
+
+def test_a_worker_killed_mid_trial_is_taken_over_and_the_grid_runs_once(storage, images, tmp_path):
+    workers = start_workers(3, GRID, storage, images, tmp_path)
+    by_pid = {str(worker.pid): worker for worker in workers}
+    deadline, victim, reader = time.monotonic() + 60, None, None
+    while victim is None:  # a trial seen in its first epochs: kill its worker
+        assert time.monotonic() < deadline, logs(tmp_path)
+        assert all(w.poll() is None for w in workers), "a worker ended first\n" + logs(tmp_path)
+        if reader is None:
+            if "study g: " not in logs(tmp_path):  # then the workers have made the study
+                time.sleep(0.05)
+                continue
+            reader = optuna.storages.RDBStorage(storage)
+        for trial in load(reader, "g"):
+            epochs = len(trial.user_attrs.get("history", {}).get("val_accuracy", []))
+            if trial.state.name == "RUNNING" and pid(trial) in by_pid and 1 <= epochs <= 5:
+                victim = by_pid[pid(trial)]
+                victim.send_signal(signal.SIGKILL)
+                break
+        else:
+            time.sleep(0.02)
+    victim.wait()
+    (killed,) = [
+        t for t in load(reader, "g") if pid(t) == str(victim.pid) and t.state.name == "RUNNING"
+    ]
+    codes = finish(workers, tmp_path)
+    assert sorted(codes) == [-signal.SIGKILL, 0, 0], logs(tmp_path)
+    trials = load(storage, "g")
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 12 and len({parameters(t) for t in complete}) == 12, logs(tmp_path)
+    killed = trials[killed.number]
+    assert killed.state.name == "FAIL"  # failed by its stale heartbeat
+    (retried,) = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert retried.state.name == "COMPLETE"
+    assert retried.system_attrs["grid_id"] == killed.system_attrs["grid_id"]  # its point
+    assert len(trials) == 13  # nothing else ran twice
+
+
+@pytest.fixture
+def synthetic_data(monkeypatch):
+    return use_blobs(monkeypatch)
+
+
+def test_a_missing_driver_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "psycopg2", None)  # import psycopg2 fails
+    config = tmp_path / "g.yaml"
+    config.write_text(json.dumps(GRID))
+    url = "postgresql://fnn:secret@dbhost/sweeps"
+    for args in (["sweep", str(config), "--backend", "local"], ["sweep-report", "g"]):
+        assert main([*args, "--storage", url]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert "pip install psycopg2-binary" in err and "secret" not in err
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_rerun_within_the_grace_says_when_the_killed_trial_is_retried(
+    tmp_path, monkeypatch, synthetic_data
+):
+    monkeypatch.setattr(optuna_study, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(optuna_study, "GRACE_SECONDS", 3)
+    study = run(grid(), tmp_path, count=0)
+    for _ in range(3):  # three points done, the fourth's worker killed just now
+        trial = study.ask()
+        study.tell(trial, 0.5)
+    orphan = study.ask()
+    study._storage.record_heartbeat(orphan._trial_id)
+    lines = []
+    started = time.monotonic()
+    study = run(grid(), tmp_path, lines)
+    assert time.monotonic() - started > 2.5  # it waited for the grace
+    waiting = [line for line in lines if line.startswith("waiting for trial 3")]
+    assert len(waiting) == 1, lines
+    assert re.search(r"run again here in about [123] s \(grace 3 s\)$", waiting[0]), waiting
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3 + ["FAIL", "COMPLETE"]
+    assert study.trials[4].system_attrs["failed_trial"] == 3
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_trial_claimed_by_a_worker_that_died_before_its_first_heartbeat_is_retried(
+    tmp_path, monkeypatch, synthetic_data
+):
+    monkeypatch.setattr(optuna_study, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(optuna_study, "GRACE_SECONDS", 1)
+    study = run(grid(), tmp_path, count=0)
+    study.ask()  # RUNNING, and no heartbeat ever: Optuna alone would never fail it
+    study = run(grid(), tmp_path)
+    assert [t.state.name for t in study.trials].count("COMPLETE") == 4
+    assert study.trials[0].state.name == "FAIL"
+    assert study.trials[-1].system_attrs["failed_trial"] == 0  # run last, after the wait
+
+
+def test_an_interrupted_count_is_finished_by_the_same_command(tmp_path, monkeypatch):
+    use_blobs(monkeypatch)
+    real_fit, calls = training.fit, []
+
+    def interrupted_fit(config, splits, **options):
+        calls.append(config)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_fit(config, splits, **options)
+
+    monkeypatch.setattr(training, "fit", interrupted_fit)
+    with pytest.raises(KeyboardInterrupt):
+        run(quick(), tmp_path, count=5)
+    lines = []
+    study = run(quick(), tmp_path, lines, count=5)  # the same command: 5 in all
+    assert [t.state.name for t in study.trials].count("COMPLETE") == 5
+    assert "running up to 3 new: --count 5 is the total" in lines[0]
+    study = run(quick(), tmp_path, lines, count=5)  # that total reached: 5 more
+    assert [t.state.name for t in study.trials].count("COMPLETE") == 10
+
+
+def test_each_worker_gets_its_own_sampler_seed():
+    fresh = {optuna_study._worker_seed(None, 0, 0) for _ in range(4)}
+    assert len(fresh) == 4
+    assert optuna_study._worker_seed(7, 0, 0) == 7  # a first run is repeatable as before
+    derived = {optuna_study._worker_seed(7, number, 0) for number in range(1, 5)}
+    assert len(derived) == 4 and 7 not in derived
+    assert optuna_study._worker_seed(7, 1, 3) == optuna_study._worker_seed(7, 1, 3)
+
+
+def test_the_heartbeat_can_be_shortened_through_the_environment(monkeypatch):
+    monkeypatch.setenv(optuna_study.GRACE_ENV, "5")
+    assert optuna_study.heartbeat_settings() == (optuna_study.HEARTBEAT_SECONDS, 5)
+    monkeypatch.setenv(optuna_study.HEARTBEAT_ENV, "0")
+    with pytest.raises(optuna_study.SweepConfigError, match="FNN_SWEEP_HEARTBEAT_SECONDS"):
+        optuna_study.heartbeat_settings()
+
+
+def test_the_sqlite_lock_excludes_other_processes(tmp_path):
+    url = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    probe = (
+        "import sys, time; from fnn.sweep.optuna_storage import StorageLock; "
+        "StorageLock(sys.argv[1]).acquire(); print(time.time())"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    with StorageLock(url):
+        other = subprocess.Popen(
+            [sys.executable, "-c", probe, url], stdout=subprocess.PIPE, text=True, env=env
+        )
+        time.sleep(2)
+        released = time.time()
+    out, _ = other.communicate(timeout=30)
+    assert float(out) >= released  # it got the lock once this process let it go
+    assert (tmp_path / "sweeps.db.lock").exists()
