@@ -10,13 +10,7 @@ from typing import Annotated
 import typer
 
 from fnn import data, tracking
-from fnn.cli.base import (
-    DEFAULT,
-    RunFailure,
-    UsageFailure,
-    app,
-    console,
-)
+from fnn.cli.base import DEFAULT, RunFailure, UsageFailure, app, console, say
 from fnn.cli.options import accepts
 from fnn.cli.training import build_config
 from fnn.train import (
@@ -113,7 +107,7 @@ def sweep(
         result = sweeps.run_local(
             sweep_config, count=count, base=base, storage=storage, study_name=name,
             tracker=tracker, project=wandb_project, entity=wandb_entity, seed=seed,
-            say=lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True),
+            say=say,
         )  # fmt: skip
     except (ConfigError, sweeps.SweepConfigError) as error:
         raise UsageFailure(str(error)) from None
@@ -126,7 +120,7 @@ def sweep(
 
 def _print_study(trials: list[dict], name: str, storage: str) -> None:
     finished = [t for t in trials if t["state"] == "COMPLETE"]
-    console.print(
+    say(
         f"study {name!r} in {storage}: {len(finished)} complete of {len(trials)} trials; "
         f"report with `fnn sweep-report {name} --storage {storage} --out sweep-report/{name}`"
     )
@@ -224,7 +218,7 @@ def study(
             train_subset=train_subset,
             seed=seed,
             project=wandb_project,
-            say=lambda line: console.print(line, highlight=False, markup=False),
+            say=say,
             progress=console.is_terminal,
             overwrite=overwrite,
         )

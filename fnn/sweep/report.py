@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fnn.constraints import GOALS, is_number
+from fnn.redact import mask
 from fnn.sweep.config import METRICS, SweepConfigError, sweepable
 from fnn.sweep.optuna_study import _load_study, _study_metric, study_trials
 from fnn.sweep.render import _cell, _figures, _html, _markdown, _Page
@@ -69,7 +70,7 @@ def report(
         params = _study_params(study, trials)
         name = study.study_name
         importances, method = _study_importance(study, trials, params, metric)
-        origin = f"Optuna study {name!r} in {storage}"
+        origin = f"Optuna study {name!r} in {mask(storage)}"  # no password in a report
     goal = goal or ("minimize" if metric.endswith("loss") else "maximize")
     return _write_report(
         Path(out),

@@ -294,3 +294,34 @@ def test_the_sqlite_lock_excludes_other_processes(tmp_path):
     out, _ = other.communicate(timeout=30)
     assert float(out) >= released  # it got the lock once this process let it go
     assert (tmp_path / "sweeps.db.lock").exists()
+
+
+def test_a_password_in_storage_is_never_printed_written_or_recorded(postgres_url, images,
+                                                                      tmp_path):  # fmt: skip
+    # (the throwaway server trusts local connections, so the password is accepted and unused)
+    url = postgres_url.replace("://postgres@", "://postgres:s3cretPW@")
+    config = tmp_path / "r.yaml"
+    config.write_text(json.dumps({**RANDOM, "run_cap": 2}))
+    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "runs"),
+           "PYTHONPATH": path}  # fmt: skip
+    command = [sys.executable, "-m", "fnn"]
+    swept = subprocess.run([*command, "sweep", str(config), "--backend", "local", "--storage",
+                            url, "--data_dir", str(images), "--tracker", "wandb"], env=env,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert swept.returncode == 0, swept.stderr
+    reported = subprocess.run([*command, "sweep-report", "r", "--storage", url, "--out",
+                               str(tmp_path / "report")], env=env, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+    assert reported.returncode == 0, reported.stderr
+    bad = subprocess.run([*command, "sweep", str(config), "--backend", "local", "--storage",
+                          url.replace("127.0.0.1", "256.1.1.1"), "--data_dir", str(images)],
+                         env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert bad.returncode != 0
+    printed = swept.stdout + swept.stderr + reported.stdout + reported.stderr + bad.stderr
+    assert "postgres:***@" in printed and "s3cretPW" not in printed
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert any(path.name == "summary.md" for path in written)
+    assert any(path.suffix == ".wandb" for path in written)  # the trials' W&B records
+    leaks = [path for path in written if b"s3cretPW" in path.read_bytes()]
+    assert leaks == [], leaks
