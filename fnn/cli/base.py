@@ -50,7 +50,7 @@ typer.core.TyperOption.display_type_rich = _metavar
 
 # What the cli extra installs (pyproject.toml), by import name
 CLI_EXTRA = ("typer", "rich", "yaml", "pooch", "tqdm", "wandb", "optuna", "matplotlib", "PIL",
-             "threadpoolctl")  # fmt: skip
+             "threadpoolctl", "psycopg2")  # fmt: skip
 
 
 class Interrupted(Exception):
