@@ -57,12 +57,30 @@ def shown(url: str) -> str:
         return url
 
 
+def database_url(url: str) -> str:
+    """``url`` as SQLAlchemy is to open it. A bare ``postgresql://`` means SQLAlchemy's default
+    driver, psycopg 3 since SQLAlchemy 2.1; when only psycopg2 (the driver of fnn's ``cli``
+    extra) is installed, it is used instead."""
+    if url.startswith("postgresql://") and _importable("psycopg2") and not _importable("psycopg"):
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: blocked (None in sys.modules)
+        return False
+
+
 def _engine(url: str, **options: Any) -> Any:
     """A SQLAlchemy engine for ``url``; a missing driver is a one-line ``SweepConfigError``."""
     import sqlalchemy
 
     try:
-        return sqlalchemy.create_engine(url, **options)
+        return sqlalchemy.create_engine(database_url(url), **options)
     except ImportError as error:
         driver = url.split("://", 1)[0]
         package = DRIVER_PACKAGES.get(driver, error.name or "the driver")

@@ -24,7 +24,14 @@ import numpy as np
 
 from fnn.sweep.config import SweepConfigError
 from fnn.sweep.optuna_space import _decoded, grid_space, optuna_pruner, optuna_sampler
-from fnn.sweep.optuna_storage import StorageLock, check_driver, retry_creation, sqlite_path
+from fnn.sweep.optuna_storage import (
+    StorageLock,
+    check_driver,
+    database_url,
+    retry_creation,
+    shown,
+    sqlite_path,
+)
 from fnn.sweep.training import STATES, _train_config
 from fnn.train import TrainConfig
 
@@ -95,6 +102,7 @@ def _open_study(
     url = storage if isinstance(storage, str) else None
     if url is not None:
         check_driver(url)
+        storage = database_url(url)
     lock = StorageLock(url)
     with lock:
         study = retry_creation(
@@ -441,10 +449,10 @@ def _load_study(name: str, storage: str) -> optuna.Study:
         path = Path(storage.removeprefix("sqlite:///")).expanduser()
         if not path.exists():
             raise SweepConfigError(f"{name!r} is not a folder, and there is no storage {path}")
-    names = optuna.study.get_all_study_names(storage)
+    names = optuna.study.get_all_study_names(database_url(storage))
     if name not in names:
         raise SweepConfigError(
-            f"{name!r} is neither a folder of W&B runs nor a study in {storage} "
+            f"{name!r} is neither a folder of W&B runs nor a study in {shown(storage)} "
             f"(studies: {', '.join(names) or 'none'})"
         )
-    return optuna.load_study(study_name=name, storage=storage)
+    return optuna.load_study(study_name=name, storage=database_url(storage))

@@ -19,11 +19,11 @@ import numpy as np
 import optuna
 import pytest
 from postgres_support import postgres_server_fixture, postgres_url_fixture  # noqa: F401
-from sweep_helpers import grid, quick, run, use_blobs
+from sweep_helpers import BASE, grid, quick, run, use_blobs
 
-from fnn import data
+from fnn import data, sweep
 from fnn.cli import main
-from fnn.sweep import optuna_study, training
+from fnn.sweep import optuna_storage, optuna_study, training
 from fnn.sweep.optuna_storage import StorageLock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -198,6 +198,18 @@ def test_a_missing_driver_is_one_line(tmp_path, monkeypatch, capsys):
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1, err
         assert "pip install psycopg2-binary" in err and "secret" not in err
+
+
+def test_a_bare_postgresql_url_uses_the_installed_driver(postgres_url, tmp_path, synthetic_data):
+    # SQLAlchemy 2.1 reads postgresql:// as psycopg 3; fnn's cli extra installs psycopg2
+    bare = postgres_url.replace("postgresql+psycopg2://", "postgresql://")
+    if optuna_storage._importable("psycopg2") and not optuna_storage._importable("psycopg"):
+        assert optuna_storage.database_url(bare) == postgres_url
+    study = sweep.run_local(
+        grid(), count=None, base=BASE, storage=bare, tracker="none", say=lambda line: None
+    )
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    assert sweep.study_trials(optuna_study._load_study("t", bare))[0]["state"] == "COMPLETE"
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
