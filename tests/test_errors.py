@@ -159,3 +159,20 @@ def test_sweep_report_top_must_be_positive():
     assert line == (
         "fnn sweep-report: Invalid value for '--top': Input should be greater than or equal to 1"
     )
+
+
+def test_a_full_wandb_disk_is_at_most_one_line_and_training_goes_on(data_dir, tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(disk)],
+                      capture_output=True).returncode:  # fmt: skip
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        tracked = [a for a in TINY if a not in ("--tracker", "none")]
+        result = fnn("train", "--data_dir", data_dir, *tracked,
+                     env={"WANDB_MODE": "offline", "WANDB_DIR": str(disk)})  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert len(result.stderr.strip().splitlines()) <= 2, result.stderr
+        assert "Traceback" not in result.stderr and "test accuracy" in result.stdout
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
