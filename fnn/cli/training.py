@@ -28,6 +28,7 @@ from fnn.train import (
     TrainConfig,
     TrainingDiverged,
     check_memory,
+    check_resume,
     load_splits,
     validate,
 )
@@ -121,6 +122,11 @@ def run_training(
     splits = _splits(config, show_progress=not quiet and console.is_terminal, quiet=quiet)
     classes = len(data.class_names(config.dataset, config.classes))
     check_memory(config, splits.x_train.shape[1], classes)  # before a W&B run is started
+    if resumed is not None:
+        try:
+            check_resume(config, splits, (resumed["state"]["training"], resumed["arrays"]))
+        except ResumeError as error:
+            raise UsageFailure(f"--resume {save_dir}: {error}") from None
     tracker = tracking.start(
         values.get("tracker", "wandb"), config.to_dict(),
         project=values.get("wandb_project") or "fnn", entity=values.get("wandb_entity"),

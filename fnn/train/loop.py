@@ -88,6 +88,11 @@ def snapshot(run: _Run) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return state, arrays
 
 
+def check_resume(config: TrainConfig, splits: data.Splits, resume: tuple[dict, dict]) -> None:
+    """``ResumeError`` now if ``fit(config, splits, resume=resume)`` would raise it."""
+    _restore(config, splits, *resume)
+
+
 def _restore(
     config: TrainConfig, splits: data.Splits, state: dict[str, Any], arrays: dict
 ) -> tuple[_Run, optimizers.Optimizer]:
