@@ -17,6 +17,13 @@ from fnn import train as training
 from fnn.constraints import OneOf
 from fnn.train import OPTIMIZER_FIELDS, TrainConfig
 
+# The --data_dir option of every command that reads data
+DataDir = Annotated[
+    str | None,
+    typer.Option("--data_dir", help="Folder holding mnist/ or fashion-mnist/ (default: "
+                 "$FNN_DATA_DIR, the cache, /usr/share/datasets)."),
+]  # fmt: skip
+
 # name -> (short flags, description), in --help order; the course's flags as they were
 TRAIN_FLAGS: dict[str, tuple[tuple[str, ...], str]] = {
     "wandb_project": (("-wp",), "W&B project."),

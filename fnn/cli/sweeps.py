@@ -11,7 +11,7 @@ import typer
 
 from fnn import data, tracking
 from fnn.cli.base import DEFAULT, RunFailure, UsageFailure, app, console, say
-from fnn.cli.options import accepts
+from fnn.cli.options import DataDir, accepts
 from fnn.cli.training import build_config
 from fnn.train import (
     ConfigError,
@@ -50,14 +50,7 @@ def sweep(
         int | None, typer.Option("--train_subset", help="Train each trial on N samples.")
     ] = None,
     val_fraction: Annotated[float, typer.Option("--val_fraction")] = DEFAULT.val_fraction,
-    data_dir: Annotated[
-        str | None,
-        typer.Option(
-            "--data_dir",
-            help="Folder holding mnist/ or fashion-mnist/ "
-            "(default: $FNN_DATA_DIR, the cache, /usr/share/datasets).",
-        ),
-    ] = None,
+    data_dir: DataDir = None,
     seed: Annotated[
         int | None,
         typer.Option(
@@ -171,9 +164,7 @@ def study(
     budget: Annotated[
         str, typer.Option("--budget", help="quick (minutes) or full (~75 min on 2 cores).")
     ] = "quick",
-    data_dir: Annotated[
-        str | None, typer.Option("--data_dir", help="Folder holding mnist/ and fashion-mnist/.")
-    ] = None,
+    data_dir: DataDir = None,
     tracker: Annotated[
         str, typer.Option("--tracker", help="wandb (offline without a key) or none.")
     ] = "wandb",

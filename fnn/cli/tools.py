@@ -18,7 +18,7 @@ from fnn.cli.base import (
     app,
     console,
 )
-from fnn.cli.options import accepts
+from fnn.cli.options import DataDir, accepts
 from fnn.constraints import POSITIVE_INT, ConstraintError, OneOf, Widths
 from fnn.gradcheck import TOLERANCE
 from fnn.gradcheck import gradcheck as run_gradcheck
@@ -55,14 +55,7 @@ def bench(
         str,
         typer.Option("--dataset", "-d", help="Real data if found (else synthetic), or synthetic."),
     ] = "fashion_mnist",
-    data_dir: Annotated[
-        str | None,
-        typer.Option(
-            "--data_dir",
-            help="Folder holding mnist/ or fashion-mnist/ "
-            "(default: $FNN_DATA_DIR, the cache, /usr/share/datasets).",
-        ),
-    ] = None,
+    data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG.")] = None,
 ) -> None:

@@ -19,7 +19,7 @@ from rich.table import Table
 from fnn import checkpoint, data, tracking
 from fnn.bench import blas_threads
 from fnn.cli.base import RunFailure, UsageFailure, app, console, fail
-from fnn.cli.options import CLI_ONLY, accepts, extra_hyperparameters, train_parameters
+from fnn.cli.options import CLI_ONLY, DataDir, accepts, extra_hyperparameters, train_parameters
 from fnn.cli.runs import Saver, resumed_run
 from fnn.train import (
     FIELDS,
@@ -271,14 +271,7 @@ def evaluate(
     dataset: Annotated[
         str | None, typer.Option("--dataset", "-d", help="Default: the one it was trained on.")
     ] = None,
-    data_dir: Annotated[
-        str | None,
-        typer.Option(
-            "--data_dir",
-            help="Folder holding mnist/ or fashion-mnist/ "
-            "(default: $FNN_DATA_DIR, the cache, /usr/share/datasets).",
-        ),
-    ] = None,
+    data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write a confusion-matrix PNG.")
@@ -393,14 +386,7 @@ def samples(
         str, typer.Option("--dataset", "-d", help=accepts("dataset"))
     ] = "fashion_mnist",
     out: Annotated[Path, typer.Option("--out", help="PNG to write.")] = Path("samples.png"),
-    data_dir: Annotated[
-        str | None,
-        typer.Option(
-            "--data_dir",
-            help="Folder holding mnist/ or fashion-mnist/ "
-            "(default: $FNN_DATA_DIR, the cache, /usr/share/datasets).",
-        ),
-    ] = None,
+    data_dir: DataDir = None,
     log: Annotated[bool, typer.Option("--log", help="Also log the grid to W&B.")] = False,
     wandb_project: Annotated[str, typer.Option("--wandb_project", "-wp")] = "fnn",
     wandb_entity: Annotated[str | None, typer.Option("--wandb_entity", "-we")] = None,
