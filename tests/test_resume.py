@@ -270,12 +270,11 @@ def test_ctrl_c_saves_says_how_to_resume_and_marks_the_wandb_run(data_dir, tmp_p
     state = json.loads((folder / "state.json").read_text())
     run_id = state["wandb_run_id"]
     (run_dir,) = (tmp_path / "wandb").glob(f"offline-run-*-{run_id}")
-    if shutil.which("wandb"):
-        inspected = subprocess.run(["wandb", "leet", "inspect", "--summary", "--json",
-                                    str(run_dir)], capture_output=True, text=True)  # fmt: skip
-        if inspected.returncode == 0:
-            summary, _ = json.JSONDecoder().raw_decode(inspected.stdout.strip())
-            assert summary["exit_code"] == 255
+    wandb = Path(sys.executable).parent / "wandb"  # the CLI installed beside this Python
+    inspected = subprocess.run([str(wandb), "leet", "inspect", "--summary", "--json",
+                                str(run_dir)], capture_output=True, text=True)  # fmt: skip
+    summary, _ = json.JSONDecoder().raw_decode(inspected.stdout.strip())
+    assert (summary["exit_code"], summary["state"]) == (255, "failed")  # not "finished", 0
     resumed = fnn(["train", "--resume", str(folder), "--epochs", str(saved_epoch(folder) + 1),
                    "--quiet"], env)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
