@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -190,11 +190,3 @@ NON_NEGATIVE = Interval(float, 0, None, closed="left")
 UNIT = Interval(float, 0, 1, closed="left")  # [0, 1): decay rates, momentum, dropout
 POSITIVE_INT = Interval(int, 1, None)
 GOALS = OneOf(("maximize", "minimize"))
-
-
-def check_all(values: Mapping[str, Any], table: Mapping[str, Constraint]) -> dict[str, Any]:
-    """``values`` with each entry that ``table`` constrains checked and made canonical."""
-    return {
-        name: table[name].check(name, value) if name in table else value
-        for name, value in values.items()
-    }

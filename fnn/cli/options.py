@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from fnn import optimizers
 from fnn import train as training
 from fnn.constraints import OneOf
 from fnn.train import OPTIMIZER_FIELDS, TrainConfig
@@ -135,16 +136,10 @@ def train_parameters() -> list[inspect.Parameter]:
         parameters.append(_option(name, kind, default, flags, help))
     for name in extra_hyperparameters():
         shown = ", ".join(
-            f"{optimizer} {defaults_of(optimizer)[name]:g}"
+            f"{optimizer} {optimizers.defaults(optimizer)[name]:g}"
             for optimizer in training.takers(name)
-            if name in defaults_of(optimizer)
+            if name in optimizers.defaults(optimizer)
         )
         help = f"For {accepts(name)} (default: {shown or 'none'})."
         parameters.append(_option(name, float | None, None, (), help))
     return parameters
-
-
-def defaults_of(optimizer: str) -> dict[str, float]:
-    from fnn import optimizers
-
-    return optimizers.defaults(optimizer)

@@ -180,8 +180,8 @@ def validate(config: TrainConfig) -> TrainConfig:
                 name, getattr(config, name)
             )
         values["hparams"] = _check_hparams(config.hparams, optimizer)
-        if optimizer == "eve" or "K" in values["hparams"]:  # a bound between two of them
-            optimizers.get(optimizer, **dataclasses.replace(config, **values).optimizer_hparams())
+        # the factory itself: it also checks bounds between hyperparameters (eve's K > k)
+        optimizers.get(optimizer, **dataclasses.replace(config, **values).optimizer_hparams())
     except ConstraintError as error:
         raise ConfigError(error.name, error.message) from None
     if config.data_dir is not None and not isinstance(config.data_dir, str):
