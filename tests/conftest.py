@@ -4,15 +4,33 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from fnn import data
 
 REPO = Path(__file__).resolve().parent.parent
+# Hypothesis keeps no example database in the checkout: tests leave nothing behind.
+settings.register_profile("fnn", database=None)
+settings.load_profile("fnn")
+
+
+def pytest_configure(config) -> None:
+    """Hypothesis's own files (a cache of the source's constants) go to a temporary folder,
+    removed when the run ends, not to ``.hypothesis/`` in the checkout."""
+    config.hypothesis_home = tempfile.mkdtemp(prefix="fnn-hypothesis-")
+    set_hypothesis_home_dir(config.hypothesis_home)
+
+
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(getattr(config, "hypothesis_home", ""), ignore_errors=True)
 
 
 def real_data_dir() -> Path | None:
@@ -118,6 +136,9 @@ def _quiet_wandb(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
+    # An in-process W&B run records its service here; a child that inherits it would hand its
+    # runs to this process's service, which then holds the child's files open after it ends.
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)
 
 
 @pytest.fixture

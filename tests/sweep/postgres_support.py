@@ -112,10 +112,12 @@ def postgres_server() -> Iterator[SimpleNamespace]:
 
         yield SimpleNamespace(port=port, root=root, new_database=new_database)
     finally:
-        if started:
-            subprocess.run([*as_postgres, pg_ctl, "-D", str(data), "-m", "immediate", "-w",
-                            "stop"], capture_output=True, timeout=60)  # fmt: skip
-        shutil.rmtree(root, ignore_errors=True)
+        try:
+            if started:
+                subprocess.run([*as_postgres, pg_ctl, "-D", str(data), "-m", "immediate", "-w",
+                                "stop"], capture_output=True, timeout=60)  # fmt: skip
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module", name="postgres_server")

@@ -1,12 +1,15 @@
 """What the sweep tests share: Gaussian blobs as the data (trials take milliseconds), small
-sweep definitions and ``run``, a local sweep in a temporary SQLite storage."""
+sweep definitions and ``run``, a local sweep in a temporary SQLite storage; ``wait_for`` an
+event, and ``wait_until_stale`` for a trial's heartbeat to go stale."""
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from fnn import data, sweep
-from fnn.sweep import training
+from fnn.sweep import optuna_study, training
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 REAL_PREPARE = data.prepare
@@ -73,3 +76,25 @@ def run(config, tmp_path, lines=None, **options):
     storage = f"sqlite:///{tmp_path / 'sweeps.db'}"
     say = lines.append if lines is not None else (lambda line: None)
     return sweep.run_local(config, storage=storage, say=say, **options)
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 120.0) -> None:
+    """Poll until ``condition()`` is true. The timeout is a safety net that a working machine,
+    however slow, does not reach; the poll interval assumes nothing about its speed."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up after {timeout:.0f} s waiting for {what}"
+        time.sleep(0.02)
+
+
+def wait_until_stale(study, number: int, grace: float) -> None:
+    """Wait until trial ``number``'s last heartbeat is over ``grace`` seconds old on the
+    database's clock, as Optuna's stale check reads it: a grace is wall-clock time by design,
+    and its end is the event waited for."""
+
+    def stale() -> bool:
+        ages = optuna_study._heartbeat_ages(study)
+        assert ages is not None and number in ages, f"trial {number} has no heartbeat: {ages}"
+        return ages[number] > grace
+
+    wait_for(stale, f"the heartbeat of trial {number} to be {grace} s old")

@@ -5,7 +5,16 @@ across trials."""
 import json
 
 import pytest
-from sweep_helpers import CONFIGS, REAL_PREPARE, grid, points, quick, run, use_blobs
+from sweep_helpers import (
+    CONFIGS,
+    REAL_PREPARE,
+    grid,
+    points,
+    quick,
+    run,
+    use_blobs,
+    wait_until_stale,
+)
 
 from fnn import data, sweep
 from fnn.sweep import optuna_study, training
@@ -99,14 +108,12 @@ def test_a_diverged_trial_fails_with_its_message_and_the_sweep_goes_on(tmp_path)
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 def test_a_killed_trial_is_failed_by_its_stale_heartbeat_and_rerun(tmp_path, monkeypatch):
-    import time
-
     monkeypatch.setattr(optuna_study, "HEARTBEAT_SECONDS", 1)
     monkeypatch.setattr(optuna_study, "GRACE_SECONDS", 1)
     study = run(grid(), tmp_path, count=0)
     orphan = study.ask()  # a trial whose process then died: RUNNING, heartbeat going stale
     study._storage.record_heartbeat(orphan._trial_id)
-    time.sleep(2.2)
+    wait_until_stale(study, orphan.number, optuna_study.GRACE_SECONDS)  # before the run looks
     study = run(grid(), tmp_path)
     assert study.trials[0].state.name == "FAIL"
     done = [(t.params["hidden_size"], t.params["optimizer"]) for t in study.trials[1:]]

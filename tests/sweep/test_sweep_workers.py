@@ -12,6 +12,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 import optuna
 import pytest
 from postgres_support import postgres_server_fixture, postgres_url_fixture  # noqa: F401
-from sweep_helpers import BASE, grid, quick, run, use_blobs
+from sweep_helpers import BASE, grid, quick, run, use_blobs, wait_for
 
 from fnn import data, sweep
 from fnn.cli import main
@@ -29,12 +30,12 @@ from fnn.sweep.optuna_storage import StorageLock
 REPO = Path(__file__).resolve().parents[2]
 HEARTBEAT, GRACE = 1, 2  # seconds, for the worker processes (through the environment)
 
-GRID = {  # 12 points; 20 epochs make a trial last long enough (~0.5 s) to be killed mid-way
+GRID = {  # 12 points of 4 epochs: a worker paused after epoch 2 is killed mid-trial
     "name": "g",
     "method": "grid",
     "metric": {"name": "val_accuracy", "goal": "maximize"},
     "parameters": {
-        "epochs": {"value": 20},
+        "epochs": {"value": 4},
         "hidden_size": {"values": [4, 8, 16]},
         "learning_rate": {"values": [0.001, 0.01]},
         "optimizer": {"values": ["adam", "sgd"]},
@@ -79,31 +80,84 @@ def storage(request, tmp_path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
-def start_workers(n: int, sweep: dict, storage: str, images: Path, tmp_path: Path, *options):
+def child_environment(**extra: str) -> dict:
+    """The environment of an ``fnn`` child process: this checkout first on its path, and a W&B
+    service of its own (not this process's, named by WANDB_SERVICE once a test here used W&B)."""
+    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    inherited = {key: value for key, value in os.environ.items() if key != "WANDB_SERVICE"}
+    return {**inherited, "PYTHONPATH": path, **extra}
+
+
+# ``fnn sweep`` in a worker process; with FNN_TEST_PAUSE_EPOCH=E, the worker stops in its first
+# trial right after reporting epoch E, prints ``paused in trial N`` and waits for a line on
+# stdin (its heartbeat goes on meanwhile): a kill then lands mid-trial, whatever the speed
+WORKER = """
+import os, sys
+pause_epoch = int(os.environ.get("FNN_TEST_PAUSE_EPOCH", "0"))
+if pause_epoch:
+    import optuna
+    report, paused = optuna.trial.Trial.report, []
+
+    def report_then_pause_once(trial, value, step):
+        report(trial, value, step)
+        if step == pause_epoch and not paused:
+            paused.append(trial.number)
+            print(f"paused in trial {trial.number}", flush=True)
+            sys.stdin.readline()
+
+    optuna.trial.Trial.report = report_then_pause_once
+from fnn.cli import main
+sys.exit(main())
+"""
+
+
+def start_workers(n: int, sweep: dict, storage: str, images: Path, tmp_path: Path, *options,
+                  pause_epoch: int = 0) -> list[subprocess.Popen]:  # fmt: skip
     """``n`` ``fnn sweep`` processes started at once on ``storage``; their output goes to
-    tmp_path/worker<i>.log."""
+    tmp_path/worker<i>.log; with ``pause_epoch``, each pauses in its first trial (``WORKER``)
+    until a line is written to its stdin."""
     config = tmp_path / f"{sweep['name']}.yaml"
     config.write_text(json.dumps(sweep))  # JSON is YAML
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    env = child_environment(**{
         optuna_study.HEARTBEAT_ENV: str(HEARTBEAT),
         optuna_study.GRACE_ENV: str(GRACE),
         "WANDB_MODE": "offline",
-    }
-    command = [sys.executable, "-c", "import sys; from fnn.cli import main; sys.exit(main())",
-               "sweep", str(config), "--backend", "local", "--storage", storage,
-               "--tracker", "none", "--data_dir", str(images), *options]  # fmt: skip
+        "FNN_TEST_PAUSE_EPOCH": str(pause_epoch),
+    })  # fmt: skip
+    command = [sys.executable, "-c", WORKER, "sweep", str(config), "--backend", "local",
+               "--storage", storage, "--tracker", "none", "--data_dir", str(images),
+               *options]  # fmt: skip
+    stdin = subprocess.PIPE if pause_epoch else subprocess.DEVNULL
     workers = []
     for i in range(n):
-        log = open(tmp_path / f"worker{i}.log", "w")  # noqa: SIM115 - closed by finish()
-        workers.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env))
-        log.close()
+        with open(tmp_path / f"worker{i}.log", "w") as log:
+            output = {"stdout": log, "stderr": subprocess.STDOUT, "text": True}
+            workers.append(subprocess.Popen(command, stdin=stdin, env=env, **output))
     return workers
 
 
+@pytest.fixture
+def started(tmp_path):
+    """``start_workers`` with ``tmp_path``; the workers a failing test leaves running are
+    killed, and all of them waited for, when it ends."""
+    workers: list[subprocess.Popen] = []
+
+    def start(n: int, sweep: dict, storage: str, images: Path, *options, pause_epoch: int = 0):
+        new = start_workers(n, sweep, storage, images, tmp_path, *options, pause_epoch=pause_epoch)
+        workers.extend(new)
+        return new
+
+    yield start
+    for worker in workers:
+        if worker.poll() is None:
+            worker.kill()
+        worker.wait()
+        if worker.stdin is not None:
+            worker.stdin.close()
+
+
 def finish(workers, tmp_path: Path, timeout: float = 120) -> list[int]:
-    """The workers' exit codes (each killed after ``timeout`` seconds)."""
+    """The workers' exit codes (each killed after ``timeout`` seconds, a safety net)."""
     codes = []
     for worker in workers:
         try:
@@ -112,6 +166,17 @@ def finish(workers, tmp_path: Path, timeout: float = 120) -> list[int]:
             worker.kill()
             codes.append(worker.wait())
     return codes
+
+
+def paused_trials(workers, tmp_path: Path) -> dict[int, int]:
+    """The trial each worker said it paused in, by the worker's pid (so far)."""
+    paused = {}
+    for i, worker in enumerate(workers):
+        said = re.search(r"^paused in trial (\d+)$", (tmp_path / f"worker{i}.log").read_text(),
+                         re.MULTILINE)  # fmt: skip
+        if said:
+            paused[worker.pid] = int(said[1])
+    return paused
 
 
 def logs(tmp_path: Path) -> str:
@@ -135,8 +200,9 @@ def parameters(trial) -> tuple:
 
 
 @pytest.mark.parametrize("n", [2, 3])
-def test_workers_started_together_all_start_and_share_the_count(n, storage, images, tmp_path):
-    workers = start_workers(n, RANDOM, storage, images, tmp_path, "--count", "20")
+def test_workers_started_together_all_start_and_share_the_count(n, storage, images, tmp_path,
+                                                                started):  # fmt: skip
+    workers = started(n, RANDOM, storage, images, "--count", "20")
     codes = finish(workers, tmp_path)
     assert codes == [0] * n, logs(tmp_path)
     trials = load(storage, "r")
@@ -146,38 +212,35 @@ def test_workers_started_together_all_start_and_share_the_count(n, storage, imag
     assert len(set(seeds.values())) == len(seeds)  # one seed per worker, none shared
 
 
-def test_a_worker_killed_mid_trial_is_taken_over_and_the_grid_runs_once(storage, images, tmp_path):
-    workers = start_workers(3, GRID, storage, images, tmp_path)
-    by_pid = {str(worker.pid): worker for worker in workers}
-    deadline, victim, reader = time.monotonic() + 60, None, None
-    while victim is None:  # a trial seen in its first epochs: kill its worker
-        assert time.monotonic() < deadline, logs(tmp_path)
+def test_a_worker_killed_mid_trial_is_taken_over_and_the_grid_runs_once(storage, images, tmp_path,
+                                                                        started):  # fmt: skip
+    # each worker pauses after epoch 2 of its first trial, so all three hold a trial at once;
+    # one of them is killed there, the other two go on
+    workers = started(3, GRID, storage, images, pause_epoch=2)
+
+    def all_paused() -> bool:
         assert all(w.poll() is None for w in workers), "a worker ended first\n" + logs(tmp_path)
-        if reader is None:
-            if "study g: " not in logs(tmp_path):  # then the workers have made the study
-                time.sleep(0.05)
-                continue
-            reader = optuna.storages.RDBStorage(storage)
-        for trial in load(reader, "g"):
-            epochs = len(trial.user_attrs.get("history", {}).get("val_accuracy", []))
-            if trial.state.name == "RUNNING" and pid(trial) in by_pid and 1 <= epochs <= 5:
-                victim = by_pid[pid(trial)]
-                victim.send_signal(signal.SIGKILL)
-                break
-        else:
-            time.sleep(0.02)
+        return len(paused_trials(workers, tmp_path)) == 3
+
+    wait_for(all_paused, "every worker to pause in its first trial")
+    victim, *others = workers
+    victim.send_signal(signal.SIGKILL)
     victim.wait()
-    (killed,) = [
-        t for t in load(reader, "g") if pid(t) == str(victim.pid) and t.state.name == "RUNNING"
-    ]
+    number = paused_trials(workers, tmp_path)[victim.pid]
+    killed = load(storage, "g")[number]
+    assert killed.state.name == "RUNNING" and pid(killed) == str(victim.pid)
+    assert len(killed.user_attrs["history"]["val_accuracy"]) == 2  # of 4 epochs: mid-trial
+    for worker in others:
+        worker.stdin.write("go on\n")
+        worker.stdin.flush()
     codes = finish(workers, tmp_path)
-    assert sorted(codes) == [-signal.SIGKILL, 0, 0], logs(tmp_path)
+    assert codes == [-signal.SIGKILL, 0, 0], logs(tmp_path)
     trials = load(storage, "g")
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     assert len(complete) == 12 and len({parameters(t) for t in complete}) == 12, logs(tmp_path)
-    killed = trials[killed.number]
+    killed = trials[number]
     assert killed.state.name == "FAIL"  # failed by its stale heartbeat
-    (retried,) = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    (retried,) = [t for t in trials if t.system_attrs.get("failed_trial") == number]
     assert retried.state.name == "COMPLETE"
     assert retried.system_attrs["grid_id"] == killed.system_attrs["grid_id"]  # its point
     assert len(trials) == 13  # nothing else ran twice
@@ -224,10 +287,29 @@ def test_a_rerun_within_the_grace_says_when_the_killed_trial_is_retried(
         study.tell(trial, 0.5)
     orphan = study.ask()
     study._storage.record_heartbeat(orphan._trial_id)
-    lines = []
-    started = time.monotonic()
-    study = run(grid(), tmp_path, lines)
-    assert time.monotonic() - started > 2.5  # it waited for the grace
+    # its worker keeps the heartbeat fresh until the rerun says it waits for it, then dies:
+    # the rerun surely starts within the grace, however long it takes to get there
+    lines, seen_waiting, last_beat = [], threading.Event(), [time.monotonic()]
+
+    def say(line: str) -> None:
+        lines.append(line)
+        if line.startswith("waiting for trial 3"):
+            seen_waiting.set()
+
+    def worker() -> None:
+        while not seen_waiting.wait(0.2):  # a heartbeat every 0.2 s, until then
+            last_beat[0] = time.monotonic()
+            study._storage.record_heartbeat(orphan._trial_id)
+
+    beating = threading.Thread(target=worker)
+    beating.start()
+    try:
+        study = sweep.run_local(grid(), count=None, base=BASE, tracker="none", say=say,
+                                storage=f"sqlite:///{tmp_path / 'sweeps.db'}")  # fmt: skip
+    finally:
+        seen_waiting.set()
+        beating.join()
+    assert time.monotonic() - last_beat[0] > 2.5  # it waited for the grace after the last beat
     waiting = [line for line in lines if line.startswith("waiting for trial 3")]
     assert len(waiting) == 1, lines
     assert re.search(r"run again here in about [123] s \(grace 3 s\)$", waiting[0]), waiting
@@ -287,23 +369,50 @@ def test_the_heartbeat_can_be_shortened_through_the_environment(monkeypatch):
         optuna_study.heartbeat_settings()
 
 
+def blocked_on(path: Path, pid: int) -> bool:
+    """Whether the kernel lists process ``pid`` as waiting for a ``flock`` of ``path``."""
+    inode = path.stat().st_ino
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()  # 1: -> FLOCK ADVISORY WRITE <pid> <major:minor:inode> 0 EOF
+        if fields[1:3] == ["->", "FLOCK"] and int(fields[5]) == pid:
+            if int(fields[6].rsplit(":", 1)[1]) == inode:
+                return True
+    return False
+
+
 def test_the_sqlite_lock_excludes_other_processes(tmp_path):
     url = f"sqlite:///{tmp_path / 'sweeps.db'}"
-    probe = (
-        "import sys, time; from fnn.sweep.optuna_storage import StorageLock; "
-        "StorageLock(sys.argv[1]).acquire(); print(time.time())"
-    )
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
-    with StorageLock(url):
+    probe = """
+import fcntl, os, sys, time
+from fnn.sweep.optuna_storage import StorageLock
+lock = StorageLock(sys.argv[1])
+descriptor = os.open(lock.path, os.O_RDWR)  # first, without waiting: is the lock free?
+try:
+    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    print("free", flush=True)
+except BlockingIOError:
+    print("held", flush=True)
+finally:
+    os.close(descriptor)
+lock.acquire()
+print(time.time(), flush=True)
+"""
+    env = child_environment()
+    with StorageLock(url) as lock:
         other = subprocess.Popen(
             [sys.executable, "-c", probe, url], stdout=subprocess.PIPE, text=True, env=env
         )
-        time.sleep(2)
+        assert other.stdout.readline() == "held\n"  # another process cannot take it
+
+        def waiting() -> bool:
+            assert other.poll() is None, "the probe ended while this process held the lock"
+            return blocked_on(lock.path, other.pid)
+
+        if Path("/proc/locks").exists():  # and its StorageLock.acquire waits for it
+            wait_for(waiting, "the probe to wait for the lock")
         released = time.time()
-    out, _ = other.communicate(timeout=30)
+    out, _ = other.communicate(timeout=60)
+    assert other.returncode == 0
     assert float(out) >= released  # it got the lock once this process let it go
     assert (tmp_path / "sweeps.db.lock").exists()
 
@@ -314,9 +423,7 @@ def test_a_password_in_storage_is_never_printed_written_or_recorded(postgres_url
     url = postgres_url.replace("://postgres@", "://postgres:s3cretPW@")
     config = tmp_path / "r.yaml"
     config.write_text(json.dumps({**RANDOM, "run_cap": 2}))
-    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "runs"),
-           "PYTHONPATH": path}  # fmt: skip
+    env = child_environment(WANDB_MODE="offline", WANDB_DIR=str(tmp_path / "runs"))
     command = [sys.executable, "-m", "fnn"]
     swept = subprocess.run([*command, "sweep", str(config), "--backend", "local", "--storage",
                             url, "--data_dir", str(images), "--tracker", "wandb"], env=env,
