@@ -11,29 +11,39 @@ leaves at worst an unfinished ``.fnn/<n>.partial``, which the next save removes.
 not write are never touched. The format is NumPy ``.npz`` (read with ``allow_pickle=False``) and
 JSON: loading never runs code from the files. Folders of the earlier layout (the three model
 files as plain files) load as before.
+
+One process writes a run folder at a time: ``RunLock`` holds an exclusive ``flock`` on
+``DIR/.fnn/lock`` from before a run's first save until it ends. The kernel drops the lock when
+its process dies, so a killed run never blocks the next one. Should ``current`` ever point at
+nothing (a folder removed by hand), the newest complete save still counts: it is loaded,
+resumed and protected from ``--save`` like any other.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fnn.train.saved import SavedStateError, check_config, check_state, read_json
 from fnn.tree import Params
 
 PARAMS, CONFIG, HISTORY = "params.npz", "config.json", "history.json"
 STATE_ARRAYS, STATE = "state.npz", "state.json"
 MODEL_FILES = (PARAMS, CONFIG, HISTORY)
 FILES = (*MODEL_FILES, STATE_ARRAYS, STATE)
-HIDDEN, CURRENT = ".fnn", "current"
-FORMAT = 2  # state.json's "format": what this version of fnn writes and resumes
+HIDDEN, CURRENT, LOCK = ".fnn", "current", "lock"
+FORMAT = 3  # state.json's "format": what this version of fnn writes (3 adds the data's hash)
+FORMATS = (2, 3)  # the formats it resumes
 
 
 class CheckpointError(Exception):
@@ -59,6 +69,9 @@ def _unflatten(arrays: dict[str, np.ndarray]) -> Params:
 def check_writable(directory: str | Path) -> Path:
     """Raise ``CheckpointError`` now if a checkpoint could not be written to ``directory`` later."""
     directory = Path(directory).expanduser()
+    if directory.is_symlink() and not directory.exists():
+        raise CheckpointError(f"--save {directory}: is a symbolic link to "
+                              f"{os.readlink(directory)}, which does not exist")  # fmt: skip
     if directory.exists() and not directory.is_dir():
         raise CheckpointError(f"--save {directory}: exists and is not a folder")
     parent = directory.parent
@@ -88,13 +101,114 @@ def check_target(directory: str | Path, run_id: str | None, *, overwrite: bool =
     return directory
 
 
+class RunLock:
+    """One writer per run folder: an exclusive ``flock`` on ``DIR/.fnn/lock``, taken with
+    ``acquire`` before a run's first save and held until ``release`` or the process's end (the
+    kernel drops it then, so a SIGKILLed run never blocks the next one). The file holds the
+    holder's process id and command line, which the refusal of a second writer names.
+    ``release`` removes what ``acquire`` created when no save was made in between."""
+
+    def __init__(self, directory: str | Path, option: str = "--save"):
+        self.directory = Path(directory).expanduser()
+        self.option = option
+        self._descriptor: int | None = None
+        self._created: list[Path] = []
+
+    @property
+    def path(self) -> Path:
+        return self.directory / HIDDEN / LOCK
+
+    def acquire(self) -> RunLock:
+        """Take the lock, creating ``DIR/.fnn`` if needed; ``CheckpointError`` (one line naming
+        the process that holds it) when another process does."""
+        chain = [*reversed(self.directory.parents), self.directory, self.directory / HIDDEN]
+        for folder in chain:
+            if not folder.is_dir():
+                try:
+                    folder.mkdir()
+                except OSError as error:
+                    self._remove_created()
+                    raise CheckpointError(f"{self.option} {self.directory}: cannot create "
+                                          f"{folder} ({error.strerror})") from None  # fmt: skip
+                self._created.append(folder)
+        while self._descriptor is None:
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(descriptor, 4096, 0).decode(errors="replace").strip()
+                os.close(descriptor)
+                self._remove_created()
+                raise CheckpointError(
+                    f"{self.option} {self.directory}: in use by another fnn run "
+                    f"({holder or 'a process that is starting'}); wait for it to end, or "
+                    "choose another folder"
+                ) from None
+            if _same_file(descriptor, self.path):  # not a lock file a finishing run removed
+                self._descriptor = descriptor
+            else:
+                os.close(descriptor)
+        command = " ".join(["fnn", *sys.argv[1:]]) if sys.argv else "fnn"
+        os.ftruncate(self._descriptor, 0)
+        os.pwrite(self._descriptor, f"process {os.getpid()}: {command}\n".encode(), 0)
+        return self
+
+    def release(self) -> None:
+        """Let the folder go; what ``acquire`` created goes too while no save was made."""
+        if self._descriptor is None:
+            return
+        if owner(self.directory) is None and not _saves(self.directory):
+            with contextlib.suppress(OSError):
+                self.path.unlink()  # while still held: a waiting process sees it is stale
+            self._remove_created()
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._descriptor, 0)  # names no process once none holds it
+        os.close(self._descriptor)
+        self._descriptor = None
+
+    def _remove_created(self) -> None:
+        for folder in reversed(self._created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
+        self._created = []
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+
+def _same_file(descriptor: int, path: Path) -> bool:
+    try:
+        mine, named = os.fstat(descriptor), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino)
+
+
+def _saves(directory: Path) -> list[Path]:
+    """What saves into ``directory`` left in its ``.fnn`` (complete or not)."""
+    try:
+        return [p for p in (directory / HIDDEN).iterdir() if p.name != LOCK]
+    except OSError:
+        return []
+
+
 def _current(directory: Path) -> Path | None:
-    """The folder of ``directory``'s latest complete save, or None (none, or the old layout)."""
-    link = directory / HIDDEN / CURRENT
-    if not link.is_symlink():
+    """The folder of ``directory``'s latest complete save, or None (none, or the old layout):
+    the one ``current`` links to, or, when that link points at nothing, the newest save that
+    holds all of fnn's files."""
+    hidden = directory / HIDDEN
+    link = hidden / CURRENT
+    if link.is_symlink() and (hidden / os.readlink(link)).is_dir():
+        return hidden / os.readlink(link)
+    try:
+        saves = [p for p in hidden.iterdir() if p.name.isdigit() and p.is_dir()]
+    except OSError:
         return None
-    target = directory / HIDDEN / os.readlink(link)
-    return target if target.is_dir() else None
+    complete = [p for p in saves if all((p / name).is_file() for name in FILES)]
+    return max(complete, key=lambda p: int(p.name), default=None)
 
 
 def _model_folder(directory: Path) -> Path:
@@ -110,8 +224,8 @@ def owner(directory: str | Path) -> str | None:
     if not (folder / PARAMS).is_file():
         return None
     try:
-        return str(json.loads((folder / STATE).read_text()).get("run_id") or "")
-    except (OSError, ValueError, AttributeError):
+        return str(read_json(folder / STATE).get("run_id") or "")
+    except (SavedStateError, AttributeError):
         return ""
 
 
@@ -207,7 +321,7 @@ def _link_names(directory: Path) -> None:
 def _clean(hidden: Path, keep: str) -> None:
     """Remove earlier saves and anything a killed save left in ``hidden``."""
     for path in hidden.iterdir():
-        if path.name in (keep, CURRENT):
+        if path.name in (keep, CURRENT, LOCK):
             continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
@@ -257,7 +371,8 @@ def load(directory: str | Path, *, history: bool = True) -> tuple[Params, dict[s
 
 def load_state(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``(state, state_arrays)`` of the checkpoint in ``directory``, as ``save`` got them;
-    ``CheckpointError`` when there is none, it is unreadable or another format."""
+    ``CheckpointError`` when there is none, it is unreadable or another format, or a value
+    of its ``state.json`` or ``config.json`` is not what fnn writes (``fnn.train.saved``)."""
     directory = Path(directory).expanduser()
     folder = _current(directory)
     if not directory.is_dir():
@@ -272,13 +387,18 @@ def load_state(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.ndar
             "fnn wrote it); train again with --save"
         )
     try:
-        state = json.loads((folder / STATE).read_text())
+        state = check_state(read_json(folder / STATE, str(directory / STATE)),
+                            str(directory / STATE), FORMATS)  # fmt: skip
+        config = check_config(read_json(folder / CONFIG, str(directory / CONFIG)),
+                              str(directory / CONFIG))  # fmt: skip
         arrays = _read_arrays(folder / STATE_ARRAYS)
+    except SavedStateError as error:
+        raise CheckpointError(f"--resume {directory}: {error}") from None
     except UNREADABLE as error:
         raise CheckpointError(f"--resume {directory}: unreadable checkpoint ({error})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        found = state.get("format") if isinstance(state, dict) else None
-        raise CheckpointError(
-            f"--resume {directory}: checkpoint format {found!r}, this fnn resumes format {FORMAT}"
-        )
+    if config != state["config"]:
+        key = next(k for k in config if config[k] != state["config"].get(k))
+        saved = state["config"].get(key)
+        raise CheckpointError(f"--resume {directory}: {directory / CONFIG}: {key} is not the "
+                              f"run's ({STATE} says {saved!r})")  # fmt: skip
     return state, arrays

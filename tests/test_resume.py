@@ -7,71 +7,26 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from mounts import small_tmpfs
+from run_support import (
+    SMALL,
+    STEPS_PER_EPOCH,
+    environment,
+    fnn,
+    go_on,
+    params_of,
+    saved_epoch,
+    saved_step,
+    start,
+    tree_bytes,
+    wait_until_paused,
+)
 
 from fnn import checkpoint
-
-SMALL = ("--train_subset", "3000", "--batch_size", "8", "--hidden_size", "64",
-         "--num_layers", "1", "--log_every", "50")  # fmt: skip
-# The launcher can make the process kill itself at the K-th os.replace of a save (FNN_TEST_KILL),
-# so that a kill lands between the renames of a checkpoint write.
-LAUNCHER = """
-import os, signal, sys
-kill_at = int(os.environ.get("FNN_TEST_KILL", "0"))
-if kill_at:
-    import fnn.checkpoint as checkpoint
-    calls, replace = [0], os.replace
-
-    def replace_then_maybe_die(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return replace(*args, **kwargs)
-
-    checkpoint.os.replace = replace_then_maybe_die
-from fnn.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
-def environment(data_dir: Path, tmp_path: Path, **extra: str) -> dict:
-    return {**os.environ, "FNN_DATA_DIR": str(data_dir), "WANDB_MODE": "offline",
-            "WANDB_SILENT": "true", "WANDB_DIR": str(tmp_path), "COLUMNS": "200",
-            "XDG_CACHE_HOME": str(tmp_path / "cache"), **extra}  # fmt: skip
-
-
-def fnn(args, env, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", LAUNCHER, *args], env=env, capture_output=True,
-                          text=True, timeout=600, **kwargs)  # fmt: skip
-
-
-def start(args, env) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", LAUNCHER, *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-
-def saved_epoch(folder: Path) -> int:
-    try:
-        return json.loads((folder / "state.json").read_text())["training"]["epoch"]
-    except (OSError, ValueError, KeyError):
-        return 0
-
-
-def wait_for_epoch(process: subprocess.Popen, folder: Path, epoch: int) -> None:
-    deadline = time.monotonic() + 120
-    while saved_epoch(folder) < epoch:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-
-
-def params_of(folder: Path) -> dict:
-    with np.load(folder / "params.npz") as arrays:
-        return {key: arrays[key] for key in arrays.files}
 
 
 @pytest.mark.parametrize(
@@ -89,12 +44,10 @@ def test_a_killed_run_resumes_bit_for_bit(settings, data_dir, tmp_path):
     whole = fnn([*args, "--save", str(tmp_path / "whole")], env)
     assert whole.returncode == 0, whole.stderr
     folder = tmp_path / "killed"
-    process = start([*args, "--save", str(folder)], env)  # killed mid-epoch 2
-    wait_for_epoch(process, folder, 1)
-    time.sleep(0.05)
-    process.kill()
-    process.communicate()
-    assert saved_epoch(folder) in (1, 2)
+    mid_epoch_2 = str(STEPS_PER_EPOCH + STEPS_PER_EPOCH // 2)
+    killed = fnn([*args, "--save", str(folder)], {**env, "FNN_TEST_KILL_STEP": mid_epoch_2})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert saved_epoch(folder) == 1
     before = saved_epoch(folder)  # then killed inside the next save, between its renames
     killed = fnn(["train", "--resume", str(folder), "--quiet"], {**env, "FNN_TEST_KILL": "2"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
@@ -112,6 +65,9 @@ def test_a_killed_run_resumes_bit_for_bit(settings, data_dir, tmp_path):
 
 
 def test_twenty_kills_at_random_moments_never_lose_the_checkpoint(data_dir, tmp_path):
+    """Kills at random updates (up to three epochs on) and inside saves: at a random file write
+    or after the first or second rename. Moments are counted in updates and calls, so the run
+    is cut the same way on any machine."""
     env = environment(data_dir, tmp_path)
     folder = tmp_path / "run"
     first = ("train", "--epochs", "200", "--tracker", "none", "--quiet", *SMALL,
@@ -121,24 +77,29 @@ def test_twenty_kills_at_random_moments_never_lose_the_checkpoint(data_dir, tmp_
     for kill in range(20):
         args = resume if saved_epoch(folder) else first
         if kill % 7 == 3:  # inside a save: after its first or second rename
-            done = fnn(args, {**env, "FNN_TEST_KILL": str(1 + kill % 2)})
-            assert done.returncode == -signal.SIGKILL, done.stderr
+            moment = {"FNN_TEST_KILL": str(1 + kill % 2)}
+        elif kill % 5 == 1:  # inside one of the first three saves, before a random file
+            moment = {"FNN_TEST_KILL_WRITE": str(rng.integers(1, 16))}
         else:
-            process = start(args, env)
-            if kill == 0:  # the first run gets a checkpoint written, however slow the machine
-                wait_for_epoch(process, folder, 1)
-            time.sleep(rng.uniform(0.5, 4.0))
-            process.kill()
-            process.communicate()
+            step = saved_step(folder) + int(rng.integers(1, 3 * STEPS_PER_EPOCH))
+            moment = {"FNN_TEST_KILL_STEP": str(step)}
+        done = fnn(args, {**env, **moment})
+        assert done.returncode == -signal.SIGKILL, (moment, done.stderr)
         if saved_epoch(folder):
             params, config, _ = checkpoint.load(folder)  # the last complete save, whole
             assert config["epochs"] == 200 and params["layer_0"]["w"].shape == (784, 64)
-            assert len(list((folder / ".fnn").iterdir())) <= 4  # leftovers do not pile up
+            # leftovers do not pile up: at most a save killed before it counted, one killed
+            # while written, and the link that was to make the first current
+            names = sorted(path.name for path in (folder / ".fnn").iterdir())
+            saves = [name for name in names if name.isdigit()]
+            partial = [name for name in names if name.endswith(".partial")]
+            assert len(saves) <= 2 and len(partial) <= 1, names
+            assert set(names) - {*saves, *partial} <= {"current", "current.new", "lock"}
     assert saved_epoch(folder) > 0
     finish = fnn([*resume, "--epochs", str(saved_epoch(folder) + 1)], env)
     assert finish.returncode == 0, finish.stderr
     assert sorted(p.name for p in (folder / ".fnn").iterdir()) == sorted(
-        ["current", os.readlink(folder / ".fnn" / "current")]
+        ["current", "lock", os.readlink(folder / ".fnn" / "current")]
     )  # the next save removed every staging folder
     evaluated = fnn(["evaluate", str(folder), "--json"], env)
     assert evaluated.returncode == 0, evaluated.stderr
@@ -169,45 +130,35 @@ def test_saving_keeps_the_users_files_and_asks_before_replacing_another_run(data
     assert (folder / "confusion.png").read_bytes() == b"\x89PNG figure"
 
 
-def test_a_full_disk_at_the_final_save_puts_the_model_in_the_cache(data_dir, tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)],
-                             capture_output=True)  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
-        env = environment(data_dir, tmp_path)
+def test_a_full_disk_at_the_final_save_puts_the_model_in_a_folder_of_its_own(data_dir, tmp_path):
+    env = environment(data_dir, tmp_path)
+    with small_tmpfs(tmp_path / "disk", "3m") as disk:
         folder = disk / "run"
         process = start(["train", "--epochs", "3", "--tracker", "none", "--quiet", *SMALL,
-                         "--save", str(folder)], env)  # fmt: skip
-        wait_for_epoch(process, folder, 1)
-        with open(disk / "filler", "wb") as filler:  # the disk fills up during training
+                         "--save", str(folder)],
+                        {**env, "FNN_TEST_PAUSE_STEP": str(STEPS_PER_EPOCH + 1)})  # fmt: skip
+        wait_until_paused(process)  # epoch 1 is saved; the disk fills up during training
+        with open(disk / "filler", "wb") as filler:
             try:
                 while True:
                     filler.write(b"\0" * 65536)
                     filler.flush()
             except OSError:
                 pass
+        go_on(process)
         out, err = process.communicate(timeout=300)
-        assert process.returncode == 0, err
+        assert process.returncode == 3, err  # trained, but saved elsewhere
         lines = err.strip().splitlines()
         assert lines[0].startswith(f"fnn: could not save epoch 2 to {folder} (")
         assert lines[0].endswith("training goes on and tries again")
         cache = tmp_path / "cache" / "fnn" / "unsaved"
-        assert lines[-1].startswith(f"fnn: could not save to {folder} (")
-        assert f"the model is in {cache}/" in lines[-1] and len(lines) == 2
         (fallback,) = cache.iterdir()
+        assert lines[-1].startswith(f"fnn: could not save to {folder} (No space left on device")
+        assert lines[-1].endswith(f"; the model is in {fallback} instead (exit code 3)")
+        assert len(lines) == 2
         params, config, history = checkpoint.load(fallback)
         assert len(history["epochs"]) == 3 and "test" in history
         assert checkpoint.load(folder)[2]["epochs"][-1]["epoch"] == 1  # the last one that fit
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
-
-
-def tree_bytes(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else os.readlink(p))
-            for p in sorted(folder.rglob("*")) if p.is_file() or p.is_symlink()}  # fmt: skip
 
 
 def test_bad_resume_folders_are_one_line_and_change_nothing(data_dir, tmp_path):
@@ -232,11 +183,12 @@ def test_bad_resume_folders_are_one_line_and_change_nothing(data_dir, tmp_path):
     data["config"]["hidden_sizes"] = [32]
     data["finished"], data["config"]["epochs"] = False, 2
     conf.write_text(json.dumps(data))
+    (conf.parent / "config.json").write_text(json.dumps(data["config"]))  # the two agree
     expected = {
         tmp_path / "missing": "missing: no such folder",
         empty: "is not an fnn checkpoint",
         truncated: "unreadable checkpoint",
-        other_version: "checkpoint format 99, this fnn resumes format 2",
+        other_version: "vers/state.json: format 99, this fnn resumes format 2 or 3",
         other_config: "conf: the checkpoint's params/layer_0/b is of shape (64,) where the run "
         "has (32,)",
     }
@@ -256,17 +208,27 @@ def test_bad_resume_folders_are_one_line_and_change_nothing(data_dir, tmp_path):
     )
 
 
-def test_ctrl_c_saves_says_how_to_resume_and_marks_the_wandb_run(data_dir, tmp_path):
-    env = environment(data_dir, tmp_path)
+@pytest.mark.parametrize(
+    ("signum", "code", "said"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "stopped by SIGTERM")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_a_signal_saves_says_how_to_resume_and_marks_the_wandb_run(
+    signum, code, said, data_dir, tmp_path
+):
+    env = environment(data_dir, tmp_path, FNN_TEST_PAUSE_STEP=str(STEPS_PER_EPOCH + 10))
     folder = tmp_path / "run"
     args = ("train", "--epochs", "50", "--quiet", *SMALL, "--save", str(folder))
     process = start(args, env)
-    wait_for_epoch(process, folder, 1)
-    process.send_signal(signal.SIGINT)
+    wait_until_paused(process)  # in epoch 2, epoch 1 saved
+    process.send_signal(signum)
     out, err = process.communicate(timeout=120)
-    assert process.returncode == 130
-    (line,) = [line for line in err.splitlines() if line.startswith("fnn: interrupted")]
-    assert line.endswith(f"in {folder}: continue it with `fnn train --resume {folder}`"), err
+    assert process.returncode == code, err
+    assert err.strip().splitlines()[-1] == (
+        f"fnn: {said} in epoch 2; the run is saved up to epoch 1 in {folder}: continue it with "
+        f"`fnn train --resume {folder}`"
+    )
+    assert not list((folder / ".fnn").glob("*.partial"))
     state = json.loads((folder / "state.json").read_text())
     run_id = state["wandb_run_id"]
     (run_dir,) = (tmp_path / "wandb").glob(f"offline-run-*-{run_id}")
@@ -276,7 +238,7 @@ def test_ctrl_c_saves_says_how_to_resume_and_marks_the_wandb_run(data_dir, tmp_p
     summary, _ = json.JSONDecoder().raw_decode(inspected.stdout.strip())
     assert (summary["exit_code"], summary["state"]) == (255, "failed")  # not "finished", 0
     resumed = fnn(["train", "--resume", str(folder), "--epochs", str(saved_epoch(folder) + 1),
-                   "--quiet"], env)  # fmt: skip
+                   "--quiet"], environment(data_dir, tmp_path))  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((folder / "state.json").read_text())["wandb_run_id"] == run_id
     assert len(list((tmp_path / "wandb").glob(f"offline-run-*-{run_id}"))) == 2  # one W&B run

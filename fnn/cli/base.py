@@ -1,10 +1,14 @@
 """The ``fnn`` command line's shared parts: the Typer app, the consoles, the two kinds of
 one-line failure, small option parsers, and ``run``, which turns every error into one line on
-stderr (exit code 2 for bad input, 1 for a run that failed, 130 when interrupted)."""
+stderr (exit code 2 for bad input, 1 for a run that failed, 3 for a model saved elsewhere than
+asked, 128 + the signal's number when stopped: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+from typing import Any
 
 import typer
 import typer.core
@@ -53,8 +57,64 @@ CLI_EXTRA = ("typer", "rich", "yaml", "pooch", "tqdm", "wandb", "optuna", "matpl
              "threadpoolctl", "psycopg2")  # fmt: skip
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGINT (Ctrl-C), SIGTERM (what ``timeout`` and job schedulers send) or SIGHUP (a closed
+    terminal) while ``stop_signals`` is in force: each ends a run the way Ctrl-C does."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 class Interrupted(Exception):
-    """Ctrl-C during a run, with the one line that says what was kept (exit code 130)."""
+    """A run stopped by a signal, with the one line that says what was kept; the exit code is
+    128 + the signal's number (130 for Ctrl-C)."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class SavedElsewhere(Exception):
+    """A run that trained, but whose model is not where ``--save`` asked (exit code 3)."""
+
+
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP raise ``Stopped`` while in force (``with StopSignals() as
+    guard``), the earlier handlers back afterwards. Inside ``with guard.held():`` a signal
+    waits until the block ends (a save is not cut in half); then it is raised."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self):
+        self._holding, self._pending = False, None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        if self._holding:
+            self._pending = signum
+            return
+        raise Stopped(signum)
+
+    @contextlib.contextmanager
+    def held(self):
+        outer = self._holding
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = outer
+        if not outer and self._pending is not None:
+            signum, self._pending = self._pending, None
+            raise Stopped(signum)
+
+    def __enter__(self) -> StopSignals:
+        self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
 class UsageFailure(Exception):
@@ -126,12 +186,16 @@ def run(argv: list[str] | None = None) -> int:
         prefix = f"{context.command_path}: " if context is not None else "fnn: "
         fail(f"{prefix}{error.format_message()}")
         return error.exit_code
-    except (UsageFailure, RunFailure, Interrupted) as error:
+    except (UsageFailure, RunFailure, SavedElsewhere) as error:
         fail(f"fnn: {error}")
-        return {UsageFailure: 2, RunFailure: 1, Interrupted: 130}[type(error)]
-    except KeyboardInterrupt:
-        fail("interrupted")
-        return 130
+        return {UsageFailure: 2, RunFailure: 1, SavedElsewhere: 3}[type(error)]
+    except Interrupted as error:
+        fail(f"fnn: {error}")
+        return error.exit_code
+    except KeyboardInterrupt as error:
+        signum = error.signum if isinstance(error, Stopped) else signal.SIGINT
+        fail("interrupted" if signum == signal.SIGINT else f"stopped by {error}")
+        return 128 + signum
     except ModuleNotFoundError as error:  # an optional dependency a command imports late
         if (error.name or "").split(".")[0] not in CLI_EXTRA:
             raise

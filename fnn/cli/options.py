@@ -64,6 +64,11 @@ TRAIN_FLAGS: dict[str, tuple[tuple[str, ...], str]] = {
         "its own settings (--epochs may be raised).",
     ),
     "overwrite": ((), "Let --save replace the checkpoint of another run."),
+    "data_changed_ok": (
+        (),
+        "Let --resume continue on data other than those the run trained on (by default "
+        "that is refused).",
+    ),
     "data_dir": ((), "Folder holding mnist/ or fashion-mnist/."),
     "source": ((), "Where the data come from:"),
     "classes": ((), "Keep only these classes, e.g. automobile,cat."),
@@ -80,6 +85,7 @@ CLI_ONLY: dict[str, tuple[Any, Any]] = {
     "save": (Path | None, None),
     "resume": (Path | None, None),
     "overwrite": (bool, False),
+    "data_changed_ok": (bool, False),
     "tracker": (str, "wandb"),
     "config": (Path | None, None),
     "quiet": (bool, False),

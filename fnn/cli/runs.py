@@ -4,25 +4,35 @@ and what Ctrl-C leaves behind."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 import fnn
 from fnn import checkpoint, tracking
-from fnn.cli.base import Interrupted, UsageFailure
+from fnn.cli.base import Interrupted, RunFailure, SavedElsewhere, UsageFailure
 from fnn.train import FIELDS, TrainConfig
 
 # Options --resume takes along: none of them changes the numbers of the run it continues.
 RESUME_MAY_SET = frozenset({"epochs", "data_dir", "quiet", "tracker", "wandb_project",
-                            "wandb_entity", "resume", "save", "overwrite"})  # fmt: skip
+                            "wandb_entity", "resume", "save", "overwrite",
+                            "data_changed_ok"})  # fmt: skip
 
 
-def fallback_folder(name: str) -> Path:
-    """Where a model goes when its ``--save`` folder cannot take it: the user's cache."""
+def fallback_parents() -> list[Path]:
+    """Where a model goes, in this order, when its ``--save`` folder cannot take it: the
+    user's cache, the current folder, the system's temporary folder."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "fnn" / "unsaved" / name
+    try:
+        here = [Path.cwd()]
+    except OSError:  # the current folder was removed
+        here = []
+    return [cache / "fnn" / "unsaved", *here, Path(tempfile.gettempdir())]
 
 
 def resumed_run(directory: Path, values: dict[str, Any], given: set[str]) -> dict[str, Any]:
@@ -44,6 +54,8 @@ def resumed_run(directory: Path, values: dict[str, Any], given: set[str]) -> dic
         raise UsageFailure(f"--resume {directory} saves into {directory}; leave out --save")
     saved = dict(state.get("config") or {})
     settings = {k: v for k, v in saved.items() if k in FIELDS and k != "extra"}
+    if settings.get("hidden_sizes") == []:  # no hidden layer: num_layers 0 says it
+        settings["hidden_sizes"] = None
     done = state["training"]["epoch"]
     finished = state.get("finished") or state["training"]["history"].get("stopped_early")
     if finished and not ("epochs" in given and values["epochs"] > done):
@@ -59,29 +71,60 @@ def resumed_run(directory: Path, values: dict[str, Any], given: set[str]) -> dic
         settings["epochs"] = values["epochs"]
     if values.get("data_dir") is not None:
         settings["data_dir"] = values["data_dir"]
+    for name in ("tracker", "wandb_project", "wandb_entity"):  # as the run had them, unless given
+        if name not in given and name in (saved.get("extra") or {}):
+            settings[name] = saved["extra"][name]
     return {"settings": settings, "extra": saved.get("extra") or {}, "state": state,
             "arrays": arrays}  # fmt: skip
 
 
+def check_data(directory: Path, saved: dict | None, now: dict, *, changed_ok: bool, say) -> None:
+    """Refuse (``UsageFailure``) to resume ``directory``'s run on data other than it trained on:
+    ``saved`` and ``now`` are ``data.fingerprint``s. ``changed_ok`` lets it go on, with a line
+    that says so; a checkpoint without a fingerprint (format 2) is resumed with a line that its
+    data cannot be checked."""
+    if saved is None:
+        say(f"fnn: {directory} was saved without a record of its data (an older fnn wrote it); "
+            "they cannot be checked")  # fmt: skip
+        return
+    if saved == now:
+        return
+    then, new = (f"SHA-256 {d['sha256'][:12]}… of {'/'.join(f'{n:,}' for n in d['examples'])} "
+                 "train/val/test examples" for d in (saved, now))  # fmt: skip
+    if changed_ok:
+        say(f"fnn: --resume {directory}: training goes on with other data than before ({new}, "
+            f"was {then}), as --data_changed_ok asks")  # fmt: skip
+        return
+    raise UsageFailure(
+        f"--resume {directory}: the data differ from those its run trained on ({then}; now "
+        f"{new}); check --data_dir, or give --data_changed_ok to go on with these"
+    )
+
+
 class Saver:
     """``fit``'s ``on_checkpoint``: the whole run into ``directory`` after every epoch. A save
-    that fails is reported once and tried again at the next epoch; the final one falls back
-    to the user's cache, so a trained model is never lost."""
+    that fails is reported once and tried again at the next epoch; the final one falls back to
+    a folder of its own (``fallback_parents``), so a trained model is never lost while the
+    process can write anywhere. ``held`` is a context in which signals wait (a save is never
+    cut in half); ``data`` the fingerprint of the data trained on."""
 
     def __init__(self, directory, config: TrainConfig, tracker, *, run_id=None, overwrite=False,
-                 say=print):  # fmt: skip
+                 data=None, held=contextlib.nullcontext, say=print):  # fmt: skip
         self.directory = None if directory is None else Path(directory).expanduser()
         self.config, self.tracker, self.say = config, tracker, say
         self.run_id = run_id or uuid.uuid4().hex
-        self.overwrite = overwrite
+        self.overwrite, self.data, self.held = overwrite, data, held
         self.latest: tuple[dict, dict] | None = None
         self.saved_epoch = 0
         self.failed = False
 
     def _state(self, training: dict[str, Any], finished: bool) -> dict[str, Any]:
-        return {"run_id": self.run_id, "wandb_run_id": self.tracker.run_id,
-                "fnn_version": fnn.__version__, "config": self.config.to_dict(),
-                "finished": finished, "training": training}  # fmt: skip
+        state = {"run_id": self.run_id, "wandb_run_id": self.tracker.run_id,
+                 "fnn_version": fnn.__version__, "config": self.config.to_dict(),
+                 "finished": finished, "training": training}  # fmt: skip
+        if self.data is not None:
+            state["data"] = self.data
+        return state
 
     def _save(self, directory: Path, model, history, finished: bool) -> Path:
         state, arrays = self.latest
@@ -94,44 +137,72 @@ class Saver:
         self.latest = (state, arrays)
         if self.directory is None:
             return
-        try:
-            self._save(self.directory, model, state["history"], finished=False)
-        except (OSError, checkpoint.CheckpointError) as error:
-            if not self.failed:
-                self.say(f"fnn: could not save epoch {state['epoch']} to {self.directory} "
-                         f"({_reason(error)}); training goes on and tries again")  # fmt: skip
-            self.failed = True
-            return
-        self.saved_epoch = state["epoch"]
+        with self.held():
+            try:
+                self._save(self.directory, model, state["history"], finished=False)
+            except (OSError, checkpoint.CheckpointError) as error:
+                if not self.failed:
+                    self.say(f"fnn: could not save epoch {state['epoch']} to {self.directory} "
+                             f"({_reason(error)}); training goes on and tries again")  # fmt: skip
+                self.failed = True
+                return
+            self.saved_epoch = state["epoch"]
 
     def final(self, model, history) -> Path | None:
-        """The finished run's checkpoint, in ``directory`` or else in the fallback folder."""
+        """The finished run's checkpoint, in ``directory``; when that fails, in a new folder of
+        the first fallback parent that takes it, and ``SavedElsewhere`` (exit code 3) says
+        where; ``RunFailure`` naming every place tried when none does."""
         if self.directory is None or self.latest is None:
             return None
+        with self.held():
+            return self._final(model, history)
+
+    def _final(self, model, history) -> Path:
         try:
             return self._save(self.directory, model, history, finished=True)
         except (OSError, checkpoint.CheckpointError) as error:
-            name = f"{tracking.run_name(self.config.to_dict())}-{self.run_id[:8]}"
-            folder = self._save(fallback_folder(name), model, history, finished=True)
-            self.say(f"fnn: could not save to {self.directory} ({_reason(error)}); the model is "
-                     f"in {folder} instead")  # fmt: skip
-            return folder
+            tried = [f"{self.directory} ({_reason(error)})"]
+        name = f"{tracking.run_name(self.config.to_dict())}-{self.run_id[:8]}-"
+        for parent in fallback_parents():
+            folder = None
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+                prefix = name if parent.name == "unsaved" else f"fnn-unsaved-{name}"
+                folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+                self._save(folder, model, history, finished=True)
+            except (OSError, checkpoint.CheckpointError) as error:
+                tried.append(f"{folder or parent} ({_reason(error)})")
+                if folder is not None:
+                    shutil.rmtree(folder, ignore_errors=True)
+                continue
+            raise SavedElsewhere(
+                f"could not save to {tried[0]}; the model is in {folder} instead (exit code 3)"
+            )
+        raise RunFailure(f"could not save the trained model anywhere; tried {', '.join(tried)}")
 
-    def interrupted(self) -> Interrupted:
-        """What Ctrl-C during training leaves: the epochs saved and how to continue."""
+    def interrupted(self, signum: int = signal.SIGINT) -> Interrupted:
+        """What a signal during training leaves: the epochs saved and how to continue."""
         epoch_running = (self.latest[0]["epoch"] if self.latest else 0) + 1
+        how = "interrupted" if signum == signal.SIGINT else f"stopped by {_name(signum)}"
         if self.directory is not None and self.saved_epoch:
             return Interrupted(
-                f"interrupted in epoch {epoch_running}; the run is saved up to epoch "
+                f"{how} in epoch {epoch_running}; the run is saved up to epoch "
                 f"{self.saved_epoch} in {self.directory}: continue it with "
-                f"`fnn train --resume {self.directory}`"
-            )
+                f"`fnn train --resume {self.directory}`", signum
+            )  # fmt: skip
         return Interrupted(
-            f"interrupted in epoch {epoch_running}; nothing was saved"
-            + ("" if self.directory else " (with --save DIR a run can be resumed)")
-        )
+            f"{how} in epoch {epoch_running}; nothing was saved"
+            + ("" if self.directory else " (with --save DIR a run can be resumed)"), signum
+        )  # fmt: skip
+
+
+def _name(signum: int) -> str:
+    return signal.Signals(signum).name
 
 
 def _reason(error: Exception) -> str:
+    """Why a save failed, in a few words (without the folder a ``CheckpointError`` names)."""
     text = getattr(error, "strerror", None) or str(error)
+    if isinstance(error, checkpoint.CheckpointError) and text.startswith("--save "):
+        text = text.split(": ", 1)[-1]
     return text.splitlines()[0] if text else type(error).__name__

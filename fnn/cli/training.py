@@ -8,6 +8,7 @@ import difflib
 import inspect
 import json
 import os
+import signal
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,9 +19,9 @@ from rich.table import Table
 
 from fnn import checkpoint, data, tracking
 from fnn.bench import blas_threads
-from fnn.cli.base import RunFailure, UsageFailure, app, console, fail
+from fnn.cli.base import RunFailure, StopSignals, UsageFailure, app, console, fail
 from fnn.cli.options import CLI_ONLY, DataDir, accepts, extra_hyperparameters, train_parameters
-from fnn.cli.runs import Saver, resumed_run
+from fnn.cli.runs import Saver, check_data, resumed_run
 from fnn.train import (
     FIELDS,
     ConfigError,
@@ -102,29 +103,61 @@ def run_training(
     values: dict[str, Any], *, quiet: bool = False, given: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
     """Train (or, with ``resume``, continue a saved run), evaluate on the test set once, and
-    save after every epoch if asked; returns the summary. ``given``: the options the user set."""
-    resumed = None
-    if values.get("resume") is not None:
-        directory = Path(values["resume"]).expanduser()
-        resumed = resumed_run(directory, values, set(given))
-        values = {**values, **resumed["settings"], "save": str(directory)}
+    save after every epoch if asked; returns the summary. ``given``: the options the user set.
+    The run folder is held (``checkpoint.RunLock``) from before the first save to the end, and
+    SIGINT, SIGTERM and SIGHUP end the run as Ctrl-C does."""
+    lock = None
+    try:
+        with StopSignals() as signals:
+            lock, values, resumed = _claim(values, given)
+            return _run(values, resumed, quiet, signals)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _claim(values: dict[str, Any], given: frozenset[str]):
+    """The run folder locked for this process, the values with a resumed run's settings, and
+    the resumed run (None for a new one); one line (``UsageFailure``) for a folder that may
+    not be written or resumed."""
+    lock, resumed = None, None
+    try:
+        if values.get("resume") is not None:
+            directory = Path(values["resume"]).expanduser()
+            if (directory / checkpoint.HIDDEN).is_dir():
+                lock = checkpoint.RunLock(directory, "--resume").acquire()
+            resumed = resumed_run(directory, values, set(given))
+            values = {**values, **resumed["settings"], "save": str(directory)}
+        elif values.get("save"):
+            checkpoint.check_writable(values["save"])
+            lock = checkpoint.RunLock(values["save"]).acquire()
+        if values.get("save"):
+            run_id = resumed["state"].get("run_id") if resumed else None
+            checkpoint.check_target(values["save"], run_id,
+                                    overwrite=bool(values.get("overwrite")))  # fmt: skip
+    except (checkpoint.CheckpointError, UsageFailure) as error:
+        if lock is not None:
+            lock.release()
+        raise UsageFailure(str(error)) from None
+    return lock, values, resumed
+
+
+def _run(values: dict[str, Any], resumed, quiet: bool, signals: StopSignals) -> dict[str, Any]:
+    """``run_training`` once the folder is held: data, checks, W&B, training, test, save."""
     config = build_config(values)
     if resumed is not None:
         config = dataclasses.replace(config, extra=resumed["extra"])
     save_dir = values.get("save")
     state = resumed["state"] if resumed else {}
-    if save_dir:
-        try:
-            checkpoint.check_target(save_dir, state.get("run_id"),
-                                    overwrite=bool(values.get("overwrite")))  # fmt: skip
-        except checkpoint.CheckpointError as error:
-            raise UsageFailure(str(error)) from None
     splits = _splits(config, show_progress=not quiet and console.is_terminal, quiet=quiet)
+    fingerprint = data.fingerprint(splits)
     classes = len(data.class_names(config.dataset, config.classes))
     check_memory(config, splits.x_train.shape[1], classes)  # before a W&B run is started
     if resumed is not None:
+        check_data(Path(save_dir), state.get("data"), fingerprint,
+                   changed_ok=bool(values.get("data_changed_ok")), say=fail)  # fmt: skip
         try:
-            check_resume(config, splits, (resumed["state"]["training"], resumed["arrays"]))
+            check_resume(config, splits, (state["training"], resumed["arrays"]))
         except ResumeError as error:
             raise UsageFailure(f"--resume {save_dir}: {error}") from None
     tracker = tracking.start(
@@ -133,8 +166,8 @@ def run_training(
         run_id=state.get("wandb_run_id"),
         say=fail,
     )  # fmt: skip
-    saver = Saver(save_dir, config, tracker, run_id=state.get("run_id"),
-                  overwrite=bool(values.get("overwrite")), say=fail)  # fmt: skip
+    saver = Saver(save_dir, config, tracker, run_id=state.get("run_id"), data=fingerprint,
+                  overwrite=bool(values.get("overwrite")), held=signals.held, say=fail)  # fmt: skip
     params, history, summary = _train_and_test(config, splits, tracker, saver, resumed, quiet)
     console.print(
         f"val accuracy {summary['val_accuracy']:.2%}  test accuracy {summary['test_accuracy']:.2%}"
@@ -194,9 +227,9 @@ def _train_and_test(config, splits, tracker, saver: Saver, resumed, quiet: bool)
         _log_confusion(tracker, splits.y_test, test, data.class_names(config.dataset,
                        config.classes), config.dataset)  # fmt: skip
         exit_code = 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         exit_code = 255
-        raise saver.interrupted() from None
+        raise saver.interrupted(getattr(error, "signum", signal.SIGINT)) from None
     except TrainingDiverged as error:
         raise RunFailure(str(error)) from None
     except ResumeError as error:

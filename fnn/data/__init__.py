@@ -44,7 +44,14 @@ from fnn.data.download import (
 from fnn.data.idx import FILES, IDX_UINT8, IMAGE_SHAPE, read_idx
 from fnn.data.pixels import preprocess, standardise
 from fnn.data.sources import SOURCES, load
-from fnn.data.splits import Splits, batches, prepare, stratified_split, stratified_subset
+from fnn.data.splits import (
+    Splits,
+    batches,
+    fingerprint,
+    prepare,
+    stratified_split,
+    stratified_subset,
+)
 
 __all__ = [
     "CIFAR_ARCHIVE",
@@ -72,6 +79,7 @@ __all__ = [
     "cache_dir",
     "class_indices",
     "class_names",
+    "fingerprint",
     "load",
     "prepare",
     "preprocess",

@@ -1,13 +1,14 @@
 """From a data set to training inputs: seeded, stratified train/validation splits and training
-subsets, a chosen subset of the classes, ``prepare`` (all of it at once, giving ``Splits``) and
-the shuffled minibatches of one epoch.
+subsets, a chosen subset of the classes, ``prepare`` (all of it at once, giving ``Splits``),
+the shuffled minibatches of one epoch, and the ``fingerprint`` a checkpoint records.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -164,3 +165,17 @@ def prepare(
     if _dataset_key(name) == "cifar10":
         xs = standardise(*xs, channels=x_train.shape[-1])
     return Splits(xs[0], y_train[train], xs[1], y_train[val], xs[2], y_test)
+
+
+def fingerprint(splits: Splits) -> dict[str, Any]:
+    """What identifies the data a run trains on: the SHA-256 of every split's arrays (their
+    dtype, shape and bytes, in ``Splits`` order) and the number of examples in train,
+    validation and test. Other files, another data set under the same name, or another
+    preprocessing give another hash."""
+    digest = hashlib.sha256()
+    for array in splits:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return {"sha256": digest.hexdigest(),
+            "examples": [len(splits.y_train), len(splits.y_val), len(splits.y_test)]}  # fmt: skip
