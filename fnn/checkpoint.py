@@ -7,10 +7,11 @@ Each of those names is a relative symbolic link into ``DIR/.fnn/current/``, and
 ``DIR/.fnn/current`` links to the folder of the latest complete save (``DIR/.fnn/<n>``). A save
 writes a new ``.fnn/<n>`` in full (each file flushed to disk), then swaps ``current`` with one
 atomic rename: at every moment ``DIR`` holds the old checkpoint or the new one, whole. A kill
-leaves at worst an unfinished ``.fnn/<n>.partial``, which the next save removes. Files fnn did
-not write are never touched. The format is NumPy ``.npz`` (read with ``allow_pickle=False``) and
-JSON: loading never runs code from the files. Folders of the earlier layout (the three model
-files as plain files) load as before.
+leaves at worst an unfinished ``.fnn/<n>.partial`` (or a whole ``.fnn/<n>`` not yet current),
+which the next save removes; a save that fails removes what it wrote. Files fnn did not write
+are never touched (the lock file is opened without following symbolic links). The format is
+NumPy ``.npz`` (read with ``allow_pickle=False``) and JSON: loading never runs code from the
+files. Folders of the earlier layout (the three model files as plain files) load as before.
 
 One process writes a run folder at a time: ``RunLock`` holds an exclusive ``flock`` on
 ``DIR/.fnn/lock`` from before a run's first save until it ends. The kernel drops the lock when
@@ -27,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
 import zipfile
 from pathlib import Path
@@ -106,70 +108,99 @@ class RunLock:
     ``acquire`` before a run's first save and held until ``release`` or the process's end (the
     kernel drops it then, so a SIGKILLed run never blocks the next one). The file holds the
     holder's process id and command line, which the refusal of a second writer names.
-    ``release`` removes what ``acquire`` created when no save was made in between."""
+    ``release`` removes what ``acquire`` created (folders, the lock file) when no save was made
+    in between."""
+
+    ATTEMPTS = 100  # tries against a run that removes its lock file as this one opens it
 
     def __init__(self, directory: str | Path, option: str = "--save"):
         self.directory = Path(directory).expanduser()
         self.option = option
         self._descriptor: int | None = None
         self._created: list[Path] = []
+        self._before: Path | None = None
 
     @property
     def path(self) -> Path:
         return self.directory / HIDDEN / LOCK
 
     def acquire(self) -> RunLock:
-        """Take the lock, creating ``DIR/.fnn`` if needed; ``CheckpointError`` (one line naming
-        the process that holds it) when another process does."""
-        chain = [*reversed(self.directory.parents), self.directory, self.directory / HIDDEN]
-        for folder in chain:
-            if not folder.is_dir():
-                try:
-                    folder.mkdir()
-                except OSError as error:
-                    self._remove_created()
-                    raise CheckpointError(f"{self.option} {self.directory}: cannot create "
-                                          f"{folder} ({error.strerror})") from None  # fmt: skip
-                self._created.append(folder)
-        while self._descriptor is None:
-            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(descriptor, 4096, 0).decode(errors="replace").strip()
-                os.close(descriptor)
-                self._remove_created()
-                raise CheckpointError(
-                    f"{self.option} {self.directory}: in use by another fnn run "
-                    f"({holder or 'a process that is starting'}); wait for it to end, or "
-                    "choose another folder"
-                ) from None
-            if _same_file(descriptor, self.path):  # not a lock file a finishing run removed
-                self._descriptor = descriptor
+        """Take the lock, creating ``DIR/.fnn`` if needed; ``CheckpointError`` (one line) when
+        another process holds it, naming that process, or when it cannot be taken."""
+        self._before = _current(self.directory)
+        try:
+            for _ in range(self.ATTEMPTS):
+                if self._try():
+                    break
             else:
-                os.close(descriptor)
+                raise CheckpointError(f"{self.option} {self.directory}: could not lock "
+                                      f"{self.path} (it keeps disappearing)")  # fmt: skip
+        except OSError as error:
+            self._remove_created()
+            reason = error.strerror or str(error)
+            raise CheckpointError(f"{self.option} {self.directory}: cannot lock {self.path} "
+                                  f"({reason})") from None  # fmt: skip
+        except CheckpointError:
+            self._remove_created()
+            raise
         command = " ".join(["fnn", *sys.argv[1:]]) if sys.argv else "fnn"
-        os.ftruncate(self._descriptor, 0)
-        os.pwrite(self._descriptor, f"process {os.getpid()}: {command}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # a lock file only we may read still locks
+            os.ftruncate(self._descriptor, 0)
+            os.pwrite(self._descriptor, f"process {os.getpid()}: {command}\n".encode(), 0)
         return self
 
+    def _try(self) -> bool:
+        """One attempt: the folders made, the lock file opened (never through a symbolic link)
+        and locked; False when it was removed meanwhile (try again)."""
+        for folder in [*reversed(self.directory.parents), self.directory, self.directory / HIDDEN]:
+            if not folder.is_dir():
+                folder.mkdir()
+                self._created.append(folder)
+        existed = self.path.exists()
+        flags = os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            descriptor = os.open(self.path, os.O_RDWR | flags, 0o644)
+        except PermissionError:  # another user's lock file: reading it is enough to lock
+            descriptor = os.open(self.path, os.O_RDONLY | flags)
+        except FileNotFoundError:  # a folder was removed by a run that ended
+            return False
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.close(descriptor)
+            raise CheckpointError(f"{self.option} {self.directory}: {self.path} is not fnn's "
+                                  "lock file; move it away")  # fmt: skip
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 4096, 0).decode(errors="replace").strip()
+            os.close(descriptor)
+            raise CheckpointError(
+                f"{self.option} {self.directory}: in use by another fnn run "
+                f"({holder or 'a process that is starting or ending'}); wait for it to end, "
+                "or choose another folder"
+            ) from None
+        if not _same_file(descriptor, self.path):  # a lock file a finishing run removed
+            os.close(descriptor)
+            return False
+        self._descriptor = descriptor
+        if not existed:
+            self._created.append(self.path)
+        return True
+
     def release(self) -> None:
-        """Let the folder go; what ``acquire`` created goes too while no save was made."""
+        """Let the folder go; what ``acquire`` created goes too when no save was made."""
         if self._descriptor is None:
             return
-        if owner(self.directory) is None and not _saves(self.directory):
-            with contextlib.suppress(OSError):
-                self.path.unlink()  # while still held: a waiting process sees it is stale
-            self._remove_created()
+        if _current(self.directory) == self._before:
+            self._remove_created()  # the lock file while still held: no other run has it
         with contextlib.suppress(OSError):
             os.ftruncate(self._descriptor, 0)  # names no process once none holds it
         os.close(self._descriptor)
         self._descriptor = None
 
     def _remove_created(self) -> None:
-        for folder in reversed(self._created):
+        for path in reversed(self._created):
             with contextlib.suppress(OSError):
-                folder.rmdir()  # only when empty
+                path.unlink() if path == self.path else path.rmdir()  # a folder only if empty
         self._created = []
 
     def __enter__(self) -> RunLock:
@@ -181,18 +212,10 @@ class RunLock:
 
 def _same_file(descriptor: int, path: Path) -> bool:
     try:
-        mine, named = os.fstat(descriptor), os.stat(path)
+        mine, named = os.fstat(descriptor), os.stat(path, follow_symlinks=False)
     except FileNotFoundError:
         return False
     return (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino)
-
-
-def _saves(directory: Path) -> list[Path]:
-    """What saves into ``directory`` left in its ``.fnn`` (complete or not)."""
-    try:
-        return [p for p in (directory / HIDDEN).iterdir() if p.name != LOCK]
-    except OSError:
-        return []
 
 
 def _current(directory: Path) -> Path | None:
@@ -283,6 +306,7 @@ def save(
     staging = hidden / f"{number}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
+    published = False
     try:
         _write(staging / PARAMS, arrays=_flatten(params))
         _write(staging / CONFIG, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
@@ -297,9 +321,14 @@ def save(
             os.unlink(link)
         os.symlink(str(number), link)
         os.replace(link, hidden / CURRENT)  # the moment the new checkpoint counts
+        published = True
         _fsync_folder(hidden)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if not published:  # what this save wrote goes; the previous checkpoint stays current
+            for path in (staging, hidden / str(number)):
+                shutil.rmtree(path, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.unlink(hidden / f"{CURRENT}.new")
         raise
     _clean(hidden, keep=str(number))
     return directory
@@ -353,14 +382,17 @@ def load(directory: str | Path, *, history: bool = True) -> tuple[Params, dict[s
     parts = {}
     for name, read in (
         (PARAMS, lambda p: _unflatten(_read_arrays(p))),
-        (CONFIG, lambda p: json.loads(p.read_text())),
-        (HISTORY, lambda p: json.loads(p.read_text()) if p.exists() else {}),
+        (CONFIG, read_json),
+        (HISTORY, lambda p: read_json(p) if p.exists() else {}),
     ):
         if name == HISTORY and not history:
             parts[name] = {}
             continue
         try:
             parts[name] = read(folder / name)
+        except SavedStateError as error:  # it names the file already
+            reason = str(error).split(": ", 1)[-1]
+            raise CheckpointError(f"{directory}/{name}: unreadable checkpoint ({reason})") from None
         except UNREADABLE as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise CheckpointError(f"{directory}/{name}: unreadable checkpoint ({reason})") from None

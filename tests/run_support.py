@@ -8,8 +8,10 @@ The launcher reads, from the environment:
 - ``FNN_TEST_KILL_WRITE=K``: SIGKILL itself inside a save, before the K-th file it writes;
 - ``FNN_TEST_KILL_STEP=N``: SIGKILL itself just before update N (counted over the whole run,
   resumed parts included);
-- ``FNN_TEST_PAUSE_STEP=N``: before update N, print ``paused`` on stderr and wait for a line
-  on stdin;
+- ``FNN_TEST_PAUSE_STEP=N[,M...]``: before update N (and M...), print ``paused`` on stderr and
+  wait for a line on stdin;
+- ``FNN_TEST_PAUSE_CALL=module:name``: the same before each call of ``name`` (``Class.method``
+  too) of ``module``;
 - ``FNN_TEST_PAUSE_WRITE=K``: the same inside a save, before the K-th file it writes.
 """
 
@@ -38,8 +40,24 @@ def pause():
     sys.stdin.readline()
 
 kill_at, kill_step = number("FNN_TEST_KILL"), number("FNN_TEST_KILL_STEP")
-pause_step, pause_write = number("FNN_TEST_PAUSE_STEP"), number("FNN_TEST_PAUSE_WRITE")
-kill_write = number("FNN_TEST_KILL_WRITE")
+pause_write, kill_write = number("FNN_TEST_PAUSE_WRITE"), number("FNN_TEST_KILL_WRITE")
+pause_steps = {int(n) for n in os.environ.get("FNN_TEST_PAUSE_STEP", "").split(",") if n}
+pause_call = os.environ.get("FNN_TEST_PAUSE_CALL")
+if pause_call:
+    import functools, importlib
+    module, _, path = pause_call.partition(":")
+    *owners, name = path.split(".")
+    owner = importlib.import_module(module)
+    for part in owners:
+        owner = getattr(owner, part)
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def call_after_pausing(*args, **kwargs):
+        pause()
+        return original(*args, **kwargs)
+
+    setattr(owner, name, call_after_pausing)
 if kill_at or pause_write or kill_write:
     import fnn.checkpoint as checkpoint
     calls, replace, write = {"replace": 0, "write": 0}, os.replace, checkpoint._write
@@ -60,14 +78,14 @@ if kill_at or pause_write or kill_write:
 
     checkpoint.os.replace = replace_then_maybe_die
     checkpoint._write = write_after_maybe_pausing
-if kill_step or pause_step:
+if kill_step or pause_steps:
     import fnn.train.loop as loop
     step = loop._step
 
     def step_after_maybe_stopping(run, *args):
         if run.global_step + 1 == kill_step:
             os.kill(os.getpid(), signal.SIGKILL)
-        if run.global_step + 1 == pause_step:
+        if run.global_step + 1 in pause_steps:
             pause()
         return step(run, *args)
 

@@ -347,3 +347,119 @@ def test_resuming_on_the_same_data_from_another_folder_is_accepted(data_dir, tmp
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stderr == ""
     assert np.isfinite(params_of(folder)["layer_0/w"]).all()
+
+
+def test_a_signal_before_training_is_one_line_and_leaves_no_folder(data_dir, tmp_path):
+    env = environment(data_dir, tmp_path, FNN_TEST_PAUSE_CALL="fnn.cli.training:load_splits")
+    folder = tmp_path / "new" / "run"
+    process = start([*TRAIN, "--epochs", "2", "--save", str(folder)], env)
+    wait_until_paused(process)  # loading the data, the folder held
+    assert (folder / ".fnn" / "lock").is_file()
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143
+    assert err.strip() == "fnn: stopped by SIGTERM before training; nothing was saved"
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_signal_after_the_last_epoch_keeps_the_run_and_a_resume_finishes_it(data_dir, tmp_path):
+    env = environment(data_dir, tmp_path)
+    folder = tmp_path / "run"
+    process = start([*TRAIN, "--epochs", "2", "--save", str(folder)],
+                    {**env, "FNN_TEST_PAUSE_CALL": "fnn.tracking:NoTracker.finish"})  # fmt: skip
+    wait_until_paused(process)  # both epochs saved, the test set evaluated, W&B finishing
+    process.send_signal(signal.SIGTERM)
+    go_on(process)  # the signal waited for W&B's record to be written
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143
+    assert err.strip() == (
+        f"fnn: stopped by SIGTERM after epoch 2, its last; the run is saved up to epoch 2 in "
+        f"{folder}: continue it with `fnn train --resume {folder}`"
+    )
+    state = json.loads((folder / "state.json").read_text())
+    assert state["finished"] is False and "test" not in state["training"]["history"]
+    finished = fnn(["train", "--resume", str(folder), "--quiet"], env)
+    assert finished.returncode == 0, finished.stderr
+    state = json.loads((folder / "state.json").read_text())
+    assert state["finished"] is True and "test" in state["training"]["history"]
+    again = fnn(["train", "--resume", str(folder), "--quiet"], env)
+    assert again.returncode == 2
+    assert again.stderr.strip().endswith("its run is complete (2 of 2 epochs); raise --epochs "
+                                         "to train it longer")  # fmt: skip
+
+
+def test_a_signal_after_failed_saves_puts_the_run_in_a_fallback_folder(data_dir, tmp_path):
+    env = environment(data_dir, tmp_path)
+    folder = tmp_path / "run"
+    in_epoch_3 = str(2 * STEPS_PER_EPOCH + 5)
+    process = start([*TRAIN, "--epochs", "5", "--save", str(folder)],
+                    {**env, "FNN_TEST_PAUSE_STEP": f"{IN_EPOCH_2},{in_epoch_3}"})  # fmt: skip
+    wait_until_paused(process)
+    folder.rename(tmp_path / "moved")
+    folder.write_text("in the way")
+    go_on(process)
+    wait_until_paused(process)  # epoch 2 could not be saved
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143
+    (fallback,) = (tmp_path / "cache" / "fnn" / "unsaved").iterdir()
+    assert err.strip().splitlines()[-1] == (
+        f"fnn: stopped by SIGTERM in epoch 3; could not save to {folder} (exists and is not a "
+        f"folder); the run is saved up to epoch 2 in {fallback}: continue it with `fnn train "
+        f"--resume {fallback}`"
+    )
+    assert saved_epoch(fallback) == 2
+    resumed = fnn(["train", "--resume", str(fallback), "--epochs", "3", "--quiet"], env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert saved_epoch(fallback) == 3
+
+
+def test_odd_lock_files_are_one_line_and_a_users_file_is_never_written(data_dir, tmp_path):
+    env = environment(data_dir, tmp_path)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("important")
+    cases = {
+        "a folder": lambda lock: lock.mkdir(),
+        "a link": lambda lock: lock.symlink_to(notes),
+        "a fifo": lambda lock: os.mkfifo(lock),
+    }
+    for kind, make in cases.items():
+        folder = tmp_path / kind.replace(" ", "-")
+        (folder / ".fnn").mkdir(parents=True)
+        make(folder / ".fnn" / "lock")
+        refused = fnn([*TRAIN, "--epochs", "1", "--save", str(folder)], env)
+        assert refused.returncode == 2, (kind, refused.stderr)
+        (line,) = refused.stderr.strip().splitlines()
+        assert line.startswith(f"fnn: --save {folder}: "), line
+        assert "lock" in line and "Traceback" not in refused.stderr
+    assert notes.read_text() == "important"
+
+
+def test_a_refused_resume_leaves_no_lock_file_it_made(data_dir, tmp_path):
+    env = environment(data_dir, tmp_path)
+    folder = tmp_path / "run"
+    assert fnn([*TRAIN, "--epochs", "1", "--save", str(folder)], env).returncode == 0
+    (folder / ".fnn" / "lock").unlink()  # as a copied checkpoint, or an older fnn's, has none
+    state = folder / ".fnn" / os.readlink(folder / ".fnn" / "current") / "state.json"
+    state.write_text(state.read_text().replace('"epoch": 1,', '"epoch": "1",', 1))
+    before = tree_bytes(folder)
+    refused = fnn(["train", "--resume", str(folder), "--epochs", "2"], env)
+    assert refused.returncode == 2 and "training.epoch must be an integer" in refused.stderr
+    assert tree_bytes(folder) == before
+
+
+def test_a_save_that_fails_before_it_counts_removes_what_it_wrote(tmp_path, monkeypatch):
+    params = init_mlp([4, 3, 2], seed=0)
+    folder = checkpoint.save(tmp_path / "run", params, {"epochs": 1}, {})
+    before = tree_bytes(folder)
+    replace = os.replace
+
+    def fail_to_publish(source, target):
+        if Path(target).name == "current":
+            raise OSError(28, "No space left on device")
+        return replace(source, target)
+
+    monkeypatch.setattr(checkpoint.os, "replace", fail_to_publish)
+    with pytest.raises(OSError):
+        checkpoint.save(folder, params, {"epochs": 1}, {})
+    assert tree_bytes(folder) == before  # no second save folder, no current.new

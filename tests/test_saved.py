@@ -108,6 +108,16 @@ MT19937 = np.random.MT19937(0).state
 MT19937["state"]["key"] = MT19937["state"]["key"].tolist()
 EDITS = [
     ("training.epoch", "1", "training.epoch must be an integer; got '1'"),
+    (
+        "config.extra.tracker",
+        "bogus",
+        "config.extra.tracker must be one of wandb, none; got 'bogus'",
+    ),
+    (
+        "config.extra.wandb_project",
+        {"a": 1},
+        "config.extra.wandb_project must be a non-empty string; got {'a': 1}",
+    ),
     ("training", DELETE, "training is missing"),
     ("training.global_step", "x", "training.global_step must be an integer; got 'x'"),
     (

@@ -82,7 +82,8 @@ class SavedElsewhere(Exception):
 class StopSignals:
     """SIGINT, SIGTERM and SIGHUP raise ``Stopped`` while in force (``with StopSignals() as
     guard``), the earlier handlers back afterwards. Inside ``with guard.held():`` a signal
-    waits until the block ends (a save is not cut in half); then it is raised."""
+    waits until the block ends (a save is not cut in half) and is raised then; should the
+    block itself raise, its exception goes on instead (the process is ending either way)."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -104,8 +105,10 @@ class StopSignals:
             yield
         finally:
             self._holding = outer
-        if not outer and self._pending is not None:
-            signum, self._pending = self._pending, None
+            signum = None if outer else self._pending
+            if signum is not None:
+                self._pending = None
+        if signum is not None:
             raise Stopped(signum)
 
     def __enter__(self) -> StopSignals:
@@ -192,10 +195,9 @@ def run(argv: list[str] | None = None) -> int:
     except Interrupted as error:
         fail(f"fnn: {error}")
         return error.exit_code
-    except KeyboardInterrupt as error:
-        signum = error.signum if isinstance(error, Stopped) else signal.SIGINT
-        fail("interrupted" if signum == signal.SIGINT else f"stopped by {error}")
-        return 128 + signum
+    except KeyboardInterrupt:  # (Typer turns one inside a command into exit code 130 itself)
+        fail("interrupted")
+        return 130
     except ModuleNotFoundError as error:  # an optional dependency a command imports late
         if (error.name or "").split(".")[0] not in CLI_EXTRA:
             raise

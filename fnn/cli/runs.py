@@ -5,6 +5,7 @@ and what Ctrl-C leaves behind."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import shutil
 import signal
@@ -47,7 +48,8 @@ def resumed_run(directory: Path, values: dict[str, Any], given: set[str]) -> dic
         raise UsageFailure(
             f"--resume continues {directory}'s run with its own settings; "
             f"{', '.join('--' + name for name in changed)} would change its result (with "
-            "--resume give only --epochs to train longer, --data_dir, --tracker, --quiet)"
+            "--resume give only --epochs to train longer, --data_dir, --data_changed_ok, "
+            "--tracker, --wandb_project, --wandb_entity, --quiet)"
         )
     save = values.get("save")
     if save is not None and Path(save).expanduser().resolve() != directory.resolve():
@@ -116,7 +118,9 @@ class Saver:
         self.overwrite, self.data, self.held = overwrite, data, held
         self.latest: tuple[dict, dict] | None = None
         self.saved_epoch = 0
-        self.failed = False
+        self.failed: str | None = None  # why the last save failed, while it has not worked since
+        self.unsaved: tuple | None = None  # (model, state, arrays) of that epoch
+        self.complete = False  # the finished run is saved in directory
 
     def _state(self, training: dict[str, Any], finished: bool) -> dict[str, Any]:
         state = {"run_id": self.run_id, "wandb_run_id": self.tracker.run_id,
@@ -144,9 +148,11 @@ class Saver:
                 if not self.failed:
                     self.say(f"fnn: could not save epoch {state['epoch']} to {self.directory} "
                              f"({_reason(error)}); training goes on and tries again")  # fmt: skip
-                self.failed = True
+                self.failed = _reason(error)
+                # kept aside (training goes on with the live arrays), for a stop before the end
+                self.unsaved = copy.deepcopy((model, state, arrays))
                 return
-            self.saved_epoch = state["epoch"]
+            self.saved_epoch, self.failed, self.unsaved = state["epoch"], None, None
 
     def final(self, model, history) -> Path | None:
         """The finished run's checkpoint, in ``directory``; when that fails, in a new folder of
@@ -159,39 +165,63 @@ class Saver:
 
     def _final(self, model, history) -> Path:
         try:
-            return self._save(self.directory, model, history, finished=True)
+            path = self._save(self.directory, model, history, finished=True)
+            self.complete = True
+            return path
         except (OSError, checkpoint.CheckpointError) as error:
-            tried = [f"{self.directory} ({_reason(error)})"]
-        name = f"{tracking.run_name(self.config.to_dict())}-{self.run_id[:8]}-"
+            reason = _reason(error)
+        folder = self._fallback(model, history, finished=True, tried=f"{self.directory} ({reason})")
+        raise SavedElsewhere(
+            f"could not save to {self.directory} ({reason}); the model is in {folder} instead "
+            "(exit code 3)"
+        )
+
+    def _fallback(self, model, history, *, finished: bool, tried: str) -> Path:
+        """The run saved into a new folder of the first fallback parent that takes it;
+        ``RunFailure`` naming every place tried when none does."""
+        tried, name = [tried], f"{tracking.run_name(self.config.to_dict())[:60]}-{self.run_id[:8]}-"
         for parent in fallback_parents():
             folder = None
             try:
                 parent.mkdir(parents=True, exist_ok=True)
                 prefix = name if parent.name == "unsaved" else f"fnn-unsaved-{name}"
                 folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-                self._save(folder, model, history, finished=True)
+                self._save(folder, model, history, finished=finished)
+                return folder
             except (OSError, checkpoint.CheckpointError) as error:
                 tried.append(f"{folder or parent} ({_reason(error)})")
                 if folder is not None:
                     shutil.rmtree(folder, ignore_errors=True)
-                continue
-            raise SavedElsewhere(
-                f"could not save to {tried[0]}; the model is in {folder} instead (exit code 3)"
-            )
         raise RunFailure(f"could not save the trained model anywhere; tried {', '.join(tried)}")
 
     def interrupted(self, signum: int = signal.SIGINT) -> Interrupted:
-        """What a signal during training leaves: the epochs saved and how to continue."""
-        epoch_running = (self.latest[0]["epoch"] if self.latest else 0) + 1
+        """What a signal leaves: where the run stopped, what is saved and how to continue. A
+        run whose last saves failed goes to a fallback folder first."""
         how = "interrupted" if signum == signal.SIGINT else f"stopped by {_name(signum)}"
-        if self.directory is not None and self.saved_epoch:
+        if self.complete:
+            return Interrupted(f"{how} as the run ended; it is saved, finished, in "
+                               f"{self.directory}", signum)  # fmt: skip
+        done = self.latest[0]["epoch"] if self.latest else 0
+        over = done >= self.config.epochs or (self.latest and self.latest[0]["history"].get(
+            "stopped_early"))  # fmt: skip
+        when = f"after epoch {done}, its last" if over else f"in epoch {done + 1}"
+        folder, saved = self.directory, self.saved_epoch
+        if self.directory is not None and self.unsaved is not None:
+            model, state, arrays = self.unsaved
+            self.latest, saved = (state, arrays), state["epoch"]
+            try:
+                folder = self._fallback(model, state["history"], finished=False,
+                                        tried=f"{self.directory} ({self.failed})")  # fmt: skip
+            except RunFailure as error:
+                return Interrupted(f"{how} {when}; {error}", signum)
+            when += f"; could not save to {self.directory} ({self.failed})"
+        if folder is not None and saved:
             return Interrupted(
-                f"{how} in epoch {epoch_running}; the run is saved up to epoch "
-                f"{self.saved_epoch} in {self.directory}: continue it with "
-                f"`fnn train --resume {self.directory}`", signum
+                f"{how} {when}; the run is saved up to epoch {saved} in {folder}: continue it "
+                f"with `fnn train --resume {folder}`", signum
             )  # fmt: skip
         return Interrupted(
-            f"{how} in epoch {epoch_running}; nothing was saved"
+            f"{how} {when}; nothing was saved"
             + ("" if self.directory else " (with --save DIR a run can be resumed)"), signum
         )  # fmt: skip
 

@@ -19,7 +19,15 @@ from rich.table import Table
 
 from fnn import checkpoint, data, tracking
 from fnn.bench import blas_threads
-from fnn.cli.base import RunFailure, StopSignals, UsageFailure, app, console, fail
+from fnn.cli.base import (
+    Interrupted,
+    RunFailure,
+    StopSignals,
+    UsageFailure,
+    app,
+    console,
+    fail,
+)
 from fnn.cli.options import CLI_ONLY, DataDir, accepts, extra_hyperparameters, train_parameters
 from fnn.cli.runs import Saver, check_data, resumed_run
 from fnn.train import (
@@ -106,11 +114,19 @@ def run_training(
     save after every epoch if asked; returns the summary. ``given``: the options the user set.
     The run folder is held (``checkpoint.RunLock``) from before the first save to the end, and
     SIGINT, SIGTERM and SIGHUP end the run as Ctrl-C does."""
-    lock = None
+    lock, run = None, {}
     try:
         with StopSignals() as signals:
-            lock, values, resumed = _claim(values, given)
-            return _run(values, resumed, quiet, signals)
+            try:
+                with signals.held():  # a signal waits until the folder is held (and is freed)
+                    lock, values, resumed = _claim(values, given)
+                return _run(values, resumed, quiet, signals, run)
+            except KeyboardInterrupt as error:  # before training, or after it
+                signum = getattr(error, "signum", signal.SIGINT)
+                if "saver" in run:
+                    raise run["saver"].interrupted(signum) from None
+                how = "interrupted" if signum == signal.SIGINT else f"stopped by {error}"
+                raise Interrupted(f"{how} before training; nothing was saved", signum) from None
     finally:
         if lock is not None:
             lock.release()
@@ -124,7 +140,7 @@ def _claim(values: dict[str, Any], given: frozenset[str]):
     try:
         if values.get("resume") is not None:
             directory = Path(values["resume"]).expanduser()
-            if (directory / checkpoint.HIDDEN).is_dir():
+            if directory.is_dir():  # (resumed_run says what is wrong with anything else)
                 lock = checkpoint.RunLock(directory, "--resume").acquire()
             resumed = resumed_run(directory, values, set(given))
             values = {**values, **resumed["settings"], "save": str(directory)}
@@ -135,15 +151,20 @@ def _claim(values: dict[str, Any], given: frozenset[str]):
             run_id = resumed["state"].get("run_id") if resumed else None
             checkpoint.check_target(values["save"], run_id,
                                     overwrite=bool(values.get("overwrite")))  # fmt: skip
-    except (checkpoint.CheckpointError, UsageFailure) as error:
+    except (checkpoint.CheckpointError, UsageFailure, OSError) as error:
         if lock is not None:
             lock.release()
+        if isinstance(error, OSError):
+            option = "--resume" if values.get("resume") is not None else "--save"
+            where = values.get("resume") or values.get("save")
+            raise UsageFailure(f"{option} {where}: {error.strerror or error}") from None
         raise UsageFailure(str(error)) from None
     return lock, values, resumed
 
 
-def _run(values: dict[str, Any], resumed, quiet: bool, signals: StopSignals) -> dict[str, Any]:
-    """``run_training`` once the folder is held: data, checks, W&B, training, test, save."""
+def _run(values: dict[str, Any], resumed, quiet: bool, signals: StopSignals, run: dict):
+    """``run_training`` once the folder is held: data, checks, W&B, training, test, save;
+    ``run["saver"]`` is the run's ``Saver`` once there is one."""
     config = build_config(values)
     if resumed is not None:
         config = dataclasses.replace(config, extra=resumed["extra"])
@@ -168,6 +189,10 @@ def _run(values: dict[str, Any], resumed, quiet: bool, signals: StopSignals) -> 
     )  # fmt: skip
     saver = Saver(save_dir, config, tracker, run_id=state.get("run_id"), data=fingerprint,
                   overwrite=bool(values.get("overwrite")), held=signals.held, say=fail)  # fmt: skip
+    if resumed is not None:  # what the run has saved counts, should no epoch be left to train
+        saver.latest = (state["training"], resumed["arrays"])
+        saver.saved_epoch = state["training"]["epoch"]
+    run["saver"] = saver
     params, history, summary = _train_and_test(config, splits, tracker, saver, resumed, quiet)
     console.print(
         f"val accuracy {summary['val_accuracy']:.2%}  test accuracy {summary['test_accuracy']:.2%}"
@@ -235,7 +260,8 @@ def _train_and_test(config, splits, tracker, saver: Saver, resumed, quiet: bool)
     except ResumeError as error:
         raise UsageFailure(f"--resume {saver.directory}: {error}") from None
     finally:
-        tracker.finish(exit_code)
+        with saver.held():  # W&B's record of how the run ended is written whole
+            tracker.finish(exit_code)
     history["test"] = {"loss": test["loss"], "accuracy": test["accuracy"]}
     return params, history, summary
 

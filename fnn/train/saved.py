@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from fnn.constraints import Constraint, ConstraintError, Interval, Widths, is_integer, is_number
+from fnn.tracking import TRACKERS
 from fnn.train.config import (
     FIELDS,
     OPTIMIZER_FIELDS,
@@ -114,7 +115,7 @@ def check_config(config: Any, name: str, prefix: str = "") -> dict:
         raise _error(name, f"{prefix}classes", problem)
     values["classes"] = None if classes is None else tuple(classes)
     values["hparams"] = _hparams(config["hparams"], values["optimizer"], name, f"{prefix}hparams")
-    values["extra"] = _mapping(config["extra"], name, f"{prefix}extra")
+    values["extra"] = _extra(config["extra"], name, f"{prefix}extra")
     try:
         checked = validate(TrainConfig(**values))
     except ConfigError as error:  # a rule between settings: eve's K > k, classes, resize
@@ -122,6 +123,18 @@ def check_config(config: Any, name: str, prefix: str = "") -> dict:
         problem = str(error).removeprefix(f"--{error.option} ")
         raise _error(name, prefix + key, problem) from None
     return checked.to_dict()
+
+
+def _extra(extra: Any, name: str, path: str) -> dict:
+    """``extra``: a free mapping, but for the tracking settings a resumed run reuses."""
+    _mapping(extra, name, path)
+    if "tracker" in extra and extra["tracker"] not in TRACKERS:
+        raise _error(name, f"{path}.tracker", f"must be one of {', '.join(TRACKERS)}; "
+                     f"got {_show(extra['tracker'])}")  # fmt: skip
+    for key, optional in (("wandb_project", False), ("wandb_entity", True)):
+        if key in extra:
+            _text(extra[key], name, f"{path}.{key}", optional=optional, empty=False)
+    return extra
 
 
 def _hparams(hparams: Any, optimizer: str, name: str, path: str) -> dict[str, float]:
