@@ -1,7 +1,7 @@
 """Workload W against jitted JAX + optax, PyTorch's eager loop and the GEMM floor, and the
 course's baseline network against PyTorch.
 
-    python benchmarks/speed.py [--batch_sizes 16,64,256,1024] [--repeats 3]
+    python benchmarks/speed.py [--batch_sizes 16,64,256,1024] [--repeats 3] [--against REV]
 
 W: MLP 784-128-128-128-10, tanh, softmax cross-entropy, Adam (lr 1e-3), float32, one epoch of
 60,000 Fashion-MNIST samples (synthetic data of the same shape if the files are absent). Prints,
@@ -14,14 +14,27 @@ of the pure step pays outside the GEMMs); fnn's ratio to each; and the epoch of 
 loop (``fit``, donating its buffers, without its evaluation passes; its second epoch, as most
 epochs of a run) against the public loop. Then the course baseline (784-500-250-100-10,
 sigmoid, plain SGD lr 0.01, batch 64) against PyTorch and its bare NumPy loop.
+
+``--against REV`` times instead the public loop of this checkout against that of the commit
+REV (say ``HEAD~1``), each epoch in a fresh process, the two alternating, with the jitted JAX
+step and the GEMMs alone timed in between, in the same run: W at each batch size and the course
+net at batch 64. It prints the medians, the ratio new/old, each side's spread (slowest over
+fastest run) and both sides' ratios to JAX and to the GEMMs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -144,13 +157,96 @@ def fit_epoch(x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
     return history["epochs"][-1]["seconds"] * len(x) / cut  # scaled to the same sample count
 
 
+REPO = Path(__file__).resolve().parents[1]
+COURSE = [784, 500, 250, 100, 10]
+# One fresh process: the public loop's epoch for each (sizes, activation, optimizer, lr, batch)
+CHILD = """
+import json, sys, time
+from fnn import bench
+data_dir, cases = json.loads(sys.argv[1])
+x, y, _ = bench.workload("fashion_mnist", 60_000, 784, 10, "float32", data_dir)
+seconds = []
+for sizes, activation, optimizer, learning_rate, batch in cases:
+    epoch = bench.fnn_epoch(sizes, activation=activation, optimizer=optimizer,
+                            learning_rate=learning_rate, dtype="float32")
+    epoch(x[:6400], y[:6400], batch)  # warm: first-touch of the arrays, BLAS threads
+    started = time.perf_counter()
+    epoch(x, y, batch)
+    seconds.append(time.perf_counter() - started)
+print(json.dumps(seconds))
+"""
+
+
+def checkout(rev: str, folder: Path) -> Path:
+    """The ``fnn`` package of commit ``rev``, unpacked into ``folder``."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", rev, "fnn"],
+                             capture_output=True, check=True).stdout  # fmt: skip
+    archive_path = folder / "fnn.tar"
+    archive_path.write_bytes(archive)
+    with tarfile.open(archive_path) as tar:
+        tar.extractall(folder, filter="data")
+    return folder
+
+
+def child_seconds(root: Path, data_dir, cases: list) -> list[float]:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps([data_dir, cases])], env=env,
+                         capture_output=True, text=True, check=True, cwd=root).stdout  # fmt: skip
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def against(rev: str, batch_sizes: list[int], repeats: int, data_dir) -> None:
+    """Old (``rev``) against new (this checkout), interleaved in one run; see the docstring."""
+    cases = [(SIZES, "tanh", "adam", 1e-3, b) for b in batch_sizes]
+    cases.append((COURSE, "sigmoid", "sgd", 0.01, 64))
+    x, y, _ = bench.workload("fashion_mnist", 60_000, 784, 10, "float32", data_dir)
+    peers = {
+        "jax": [bench.jax_epoch(sizes, activation=act, optimizer=opt, learning_rate=lr,
+                                dtype="float32") for sizes, act, opt, lr, _ in cases],
+        "gemm": [bench.gemm_epoch(sizes, dtype="float32") for sizes, *_ in cases],
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        roots = {"old": checkout(rev, Path(folder)), "new": REPO}
+        times = {name: [] for name in ("old", "new", "jax", "gemm")}
+        for repeat in range(repeats):
+            for side in ("old", "new") if repeat % 2 == 0 else ("new", "old"):
+                times[side].append(child_seconds(roots[side], data_dir, cases))
+            for name in ("jax", "gemm"):
+                row = []
+                for epoch, (*_, batch) in zip(peers[name], cases, strict=True):
+                    if epoch is None:
+                        row.append(float("nan"))
+                        continue
+                    epoch(x[:6400], y[:6400], batch)
+                    started = time.perf_counter()
+                    epoch(x, y, batch)
+                    row.append(time.perf_counter() - started)
+                times[name].append(row)
+    print(f"{bench.cpu_name()}; BLAS: {bench.blas_threads()}; old = {rev}, new = this checkout; "
+          f"medians of {repeats} fresh processes each, alternating")  # fmt: skip
+    columns = ("case", "old s", "new s", "new/old", "old sprd", "new sprd", "old/jax", "new/jax",
+               "old/gemm", "new/gemm")  # fmt: skip
+    print(" ".join(f"{c:>9}" for c in columns))
+    for index, (sizes, *_, batch) in enumerate(cases):
+        column = {name: [run[index] for run in runs] for name, runs in times.items()}
+        old, new, jax, gemm = (float(np.median(column[n])) for n in ("old", "new", "jax", "gemm"))
+        spread = [max(column[n]) / min(column[n]) for n in ("old", "new")]
+        label = f"W b{batch}" if sizes == SIZES else f"course b{batch}"
+        cells = [old, new, new / old, *spread, old / jax, new / jax, old / gemm, new / gemm]
+        print(f"{label:>9} " + " ".join(f"{c:>9.3f}" for c in cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch_sizes", default="16,64,256,1024")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data_dir", default=None)
+    parser.add_argument("--against", default=None, help="a commit to time the loop against")
     args = parser.parse_args()
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    if args.against:
+        against(args.against, batch_sizes, args.repeats, args.data_dir)
+        return
 
     x, y, _ = bench.workload("fashion_mnist", 60_000, 784, 10, "float32", args.data_dir)
     bare = check_numpy_epoch(x, y, SIZES, "tanh", "adam")
@@ -182,10 +278,9 @@ def main() -> None:
         print(f"{batch:>9} " + " ".join(f"{c:>9.3f}" for c in cells)
               + f" {'-' if sk is None else f'{sk:.3f}':>9}")  # fmt: skip
 
-    course = [784, 500, 250, 100, 10]
-    bare = check_numpy_epoch(x, y, course, "sigmoid", "sgd")
+    bare = check_numpy_epoch(x, y, COURSE, "sigmoid", "sgd")
     baseline = bench.run(
-        course, batch_sizes=[64], activation="sigmoid", optimizer="sgd", learning_rate=0.01,
+        COURSE, batch_sizes=[64], activation="sigmoid", optimizer="sgd", learning_rate=0.01,
         repeats=args.repeats, vs_torch=True, extra_peers={"numpy": bare}, data_dir=args.data_dir,
     )["rows"][0]  # fmt: skip
     torch_seconds, numpy_seconds = (

@@ -23,10 +23,12 @@ settings.load_profile("fnn")
 
 
 def pytest_configure(config) -> None:
-    """Hypothesis's own files (a cache of the source's constants) go to a temporary folder,
-    removed when the run ends, not to ``.hypothesis/`` in the checkout."""
-    config.hypothesis_home = tempfile.mkdtemp(prefix="fnn-hypothesis-")
+    """Hypothesis's own files (a cache of the source's constants) and the folder torch's
+    compiler makes on import go to a temporary folder, removed when the run ends, not to
+    ``.hypothesis/`` in the checkout or ``/tmp/torchinductor_$USER``."""
+    config.hypothesis_home = tempfile.mkdtemp(prefix="fnn-tests-")
     set_hypothesis_home_dir(config.hypothesis_home)
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(config.hypothesis_home, "torch"))
 
 
 def pytest_unconfigure(config) -> None:
