@@ -59,11 +59,16 @@ CLI_EXTRA = ("typer", "rich", "yaml", "pooch", "tqdm", "wandb", "optuna", "matpl
 
 class Stopped(KeyboardInterrupt):
     """SIGINT (Ctrl-C), SIGTERM (what ``timeout`` and job schedulers send) or SIGHUP (a closed
-    terminal) while ``stop_signals`` is in force: each ends a run the way Ctrl-C does."""
+    terminal) while ``StopSignals`` is in force: each ends a run the way Ctrl-C does."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+
+
+def stopped_by(signum: int) -> str:
+    """How a run's stop line begins: "interrupted" for Ctrl-C, else "stopped by SIGTERM"."""
+    return "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
 
 
 class Interrupted(Exception):

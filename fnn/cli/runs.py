@@ -16,7 +16,7 @@ from typing import Any
 
 import fnn
 from fnn import checkpoint, tracking
-from fnn.cli.base import Interrupted, RunFailure, SavedElsewhere, UsageFailure
+from fnn.cli.base import Interrupted, RunFailure, SavedElsewhere, UsageFailure, stopped_by
 from fnn.train import FIELDS, TrainConfig
 
 # Options --resume takes along: none of them changes the numbers of the run it continues.
@@ -197,7 +197,7 @@ class Saver:
     def interrupted(self, signum: int = signal.SIGINT) -> Interrupted:
         """What a signal leaves: where the run stopped, what is saved and how to continue. A
         run whose last saves failed goes to a fallback folder first."""
-        how = "interrupted" if signum == signal.SIGINT else f"stopped by {_name(signum)}"
+        how = stopped_by(signum)
         if self.complete:
             return Interrupted(f"{how} as the run ended; it is saved, finished, in "
                                f"{self.directory}", signum)  # fmt: skip
@@ -224,10 +224,6 @@ class Saver:
             f"{how} {when}; nothing was saved"
             + ("" if self.directory else " (with --save DIR a run can be resumed)"), signum
         )  # fmt: skip
-
-
-def _name(signum: int) -> str:
-    return signal.Signals(signum).name
 
 
 def _reason(error: Exception) -> str:

@@ -27,6 +27,7 @@ from fnn.cli.base import (
     app,
     console,
     fail,
+    stopped_by,
 )
 from fnn.cli.options import CLI_ONLY, DataDir, accepts, extra_hyperparameters, train_parameters
 from fnn.cli.runs import Saver, check_data, resumed_run
@@ -125,8 +126,8 @@ def run_training(
                 signum = getattr(error, "signum", signal.SIGINT)
                 if "saver" in run:
                     raise run["saver"].interrupted(signum) from None
-                how = "interrupted" if signum == signal.SIGINT else f"stopped by {error}"
-                raise Interrupted(f"{how} before training; nothing was saved", signum) from None
+                raise Interrupted(f"{stopped_by(signum)} before training; nothing was saved",
+                                  signum) from None  # fmt: skip
     finally:
         if lock is not None:
             lock.release()
