@@ -11,7 +11,7 @@ step, of PyTorch, and of the loop's matrix products alone through NumPy (``gemm 
 under any NumPy implementation of W), of the same pure step as a bare NumPy loop with no
 library around it (``numpy s``: checked to give fnn's numbers; what any NumPy implementation
 of the pure step pays outside the GEMMs); fnn's ratio to each; and the epoch of ``fnn train``'s
-loop (``fit``, donating its buffers, without its evaluation passes; its second epoch, as most
+loop (``fit``, the same pure step, without its evaluation passes; its second epoch, as most
 epochs of a run) against the public loop. Then the course baseline (784-500-250-100-10,
 sigmoid, plain SGD lr 0.01, batch 64) against PyTorch and its bare NumPy loop.
 
@@ -41,7 +41,7 @@ import numpy as np
 import fnn
 from fnn import bench, data
 from fnn.train import TrainConfig, fit
-from fnn.tree import flatten
+from fnn.tree import ravel
 
 SIZES = [784, 128, 128, 128, 10]
 
@@ -117,7 +117,7 @@ def numpy_epoch(sizes: list[int], activation: str, optimizer: str) -> Callable:
         return scratch, first_new, second_new
 
     def run(x: np.ndarray, y: np.ndarray, batch_size: int) -> np.ndarray:
-        flat = flatten(fnn.init_mlp(sizes, seed=0))[0].copy()
+        flat = ravel(fnn.init_mlp(sizes, seed=0))[0].copy()
         first, second = np.zeros_like(flat), np.zeros_like(flat)
         for count, start in enumerate(range(0, len(x), batch_size), 1):
             grad = gradient(flat, x[start : start + batch_size], y[start : start + batch_size])
@@ -138,7 +138,7 @@ def check_numpy_epoch(x: np.ndarray, y: np.ndarray, sizes, activation, optimizer
     ours = bench.fnn_epoch(sizes, activation=activation, optimizer=optimizer, learning_rate=lr,
                            dtype="float32")(x[:640], y[:640], 16)  # fmt: skip
     bare = numpy_epoch(sizes, activation, optimizer)
-    gap = float(np.abs(flatten(ours)[0] - bare(x[:640], y[:640], 16)).max())
+    gap = float(np.abs(ravel(ours)[0] - bare(x[:640], y[:640], 16)).max())
     if gap > 1e-5:
         raise SystemExit(f"the bare NumPy loop differs from fnn's by {gap:.2e}: fix it first")
     return bare

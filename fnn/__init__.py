@@ -10,7 +10,7 @@ Parameters are pytrees (nested dicts of arrays) passed through pure functions::
     params = fnn.apply_updates(params, updates)
 """
 
-from fnn import activations, allocator, init, losses, optimizers, tree
+from fnn import activations, init, losses, optimizers, tree
 from fnn.activations import softmax
 from fnn.gradcheck import gradcheck
 from fnn.model import forward, grads, init_mlp, loss_value
@@ -18,8 +18,6 @@ from fnn.optimizers import Optimizer
 from fnn.tree import apply_updates, tree_leaves, tree_map, tree_zeros_like
 
 __version__ = "0.1.0"
-
-MALLOC_TUNED = allocator.keep_freed_memory()  # speed only: see fnn.allocator
 
 __all__ = [
     "Optimizer",

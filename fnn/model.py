@@ -6,42 +6,24 @@ order; hidden layers compute ``h = act(h @ w + b)``, the last layer is linear (l
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
 from einops import rearrange
 
 from fnn import activations, init, losses
-from fnn.tree import Layout, Params, view_tree
+from fnn.tree import Layout, Params, ravel
 
 
+@functools.lru_cache(maxsize=64)
 def _mlp_layout(shapes: tuple[tuple[int, int], ...], dtype: np.dtype) -> Layout:
-    """The flat layout of an MLP's params (and grads) with weight ``shapes``."""
-    return Layout(
-        {
-            f"layer_{i}": {"w": np.empty(shape, dtype), "b": np.empty(shape[1], dtype)}
-            for i, shape in enumerate(shapes)
-        }
-    )
-
-
-def _is_mlp(layout: Layout) -> bool:
-    """Whether ``layout`` is an MLP's: ``layer_0..layer_{n-1}``, each ``{"b", "w"}``, with
-    matching widths. Decided once per layout and remembered on it."""
-    known = layout.__dict__.get("_is_mlp")
-    if known is None:
-        n = len(layout.paths) // 2
-        expected = tuple(p for i in range(n) for p in (f"layer_{i}/b", f"layer_{i}/w"))
-        shapes = layout.shapes
-        known = (
-            n > 0
-            and layout.paths == expected
-            and all(len(shapes[2 * i + 1]) == 2 for i in range(n))
-            and all(shapes[2 * i] == (shapes[2 * i + 1][1],) for i in range(n))
-            and all(shapes[2 * i - 1][1] == shapes[2 * i + 1][0] for i in range(1, n))
-        )
-        layout.__dict__["_is_mlp"] = known
-    return known
+    """The layout of an MLP's params (and grads) with weight ``shapes`` (one per size)."""
+    template = {
+        f"layer_{i}": {"w": np.empty(shape, dtype), "b": np.empty(shape[1], dtype)}
+        for i, shape in enumerate(shapes)
+    }
+    return ravel(template)[1]
 
 
 def init_mlp(
@@ -68,7 +50,7 @@ def init_mlp(
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     shapes = tuple(zip(sizes[:-1], sizes[1:], strict=True))
-    params = _mlp_layout(shapes, dtype).zeros()
+    params = _mlp_layout(shapes, dtype).zeros()  # one flat array, in ``fnn.tree.ravel`` order
     for i, (fan_in, fan_out) in enumerate(shapes):  # layers draw from rng in forward order
         params[f"layer_{i}"]["w"][...] = initialiser(rng, fan_in, fan_out, dtype)
     return params
@@ -79,44 +61,39 @@ _init_module = init  # the keyword argument ``init`` shadows the module inside i
 
 def layers(params: Params) -> list[dict[str, np.ndarray]]:
     """The layers of ``params`` in forward order; ``ValueError`` if the layout is wrong."""
-    return [{"w": w, "b": b} for w, b in _weights(params)[1]]
+    return [{"w": w, "b": b} for w, b in _weights(params)]
 
 
-def _weights(params: Params) -> tuple[Layout | None, list[tuple[np.ndarray, np.ndarray]]]:
-    """``(layout, [(w, b), ...])`` in forward order. For a view tree of an MLP layout (what
-    ``init_mlp``, ``apply_updates`` and the optimizers return) the checks were made when the
-    layout was first seen; anything else is checked in full (and has no layout)."""
-    found = view_tree(params, "params")
-    if found is not None and _is_mlp(found[0]):
-        leaves = found[1]
-        return found[0], list(zip(leaves[1::2], leaves[0::2], strict=True))
+def _weights(params: Params) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``[(w, b), ...]`` in forward order, read by name (``params["layer_0"]["w"]``), after
+    checking the names and that the shapes chain."""
     if not isinstance(params, dict) or not params:
         raise ValueError(
             "params must be a non-empty dict {'layer_0': {'w': ..., 'b': ...}, ...} "
             f"(see fnn.init_mlp), got {type(params).__name__}"
         )
-    expected = [f"layer_{i}" for i in range(len(params))]
-    if set(params) != set(expected):
-        raise ValueError(
-            f"params must have keys layer_0..layer_{len(params) - 1}, got {sorted(params)}"
-        )
-    mlp_layers = [params[name] for name in expected]
-    for name, layer in zip(expected, mlp_layers, strict=True):
-        if not isinstance(layer, dict) or set(layer) != {"w", "b"}:
-            raise ValueError(f"params[{name!r}] must be a dict with keys 'w' and 'b'")
-        w, b = layer["w"], layer["b"]
-        if np.ndim(w) != 2 or np.shape(b) != (np.shape(w)[1],):
+    weights, fan_in = [], None
+    for i in range(len(params)):
+        layer = params.get(f"layer_{i}")
+        if layer is None:
             raise ValueError(
-                f"params[{name!r}]: w must be (fan_in, fan_out) and b (fan_out,), "
-                f"got w {np.shape(w)} and b {np.shape(b)}"
+                f"params must have keys layer_0..layer_{len(params) - 1}, got {sorted(params)}"
             )
-    for i in range(1, len(mlp_layers)):
-        fan_out, fan_in = mlp_layers[i - 1]["w"].shape[1], mlp_layers[i]["w"].shape[0]
-        if fan_out != fan_in:
+        if not isinstance(layer, dict) or len(layer) != 2 or "w" not in layer or "b" not in layer:
+            raise ValueError(f"params['layer_{i}'] must be a dict with keys 'w' and 'b'")
+        w, b = np.asarray(layer["w"]), np.asarray(layer["b"])
+        if w.ndim != 2 or b.shape != w.shape[1:]:
             raise ValueError(
-                f"layer_{i - 1} outputs {fan_out} features but layer_{i} expects {fan_in}"
+                f"params['layer_{i}']: w must be (fan_in, fan_out) and b (fan_out,), "
+                f"got w {w.shape} and b {b.shape}"
             )
-    return None, [(layer["w"], layer["b"]) for layer in mlp_layers]
+        if fan_in is not None and w.shape[0] != fan_in:
+            raise ValueError(
+                f"layer_{i - 1} outputs {fan_in} features but layer_{i} expects {w.shape[0]}"
+            )
+        weights.append((w, b))
+        fan_in = w.shape[1]
+    return weights
 
 
 def _inputs(weights: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
@@ -166,7 +143,7 @@ def forward(params: Params, x: np.ndarray, *, activation: str = "tanh") -> np.nd
     """Logits ``(batch, n_out)`` for inputs ``x`` of shape ``(batch, n_in)`` or
     ``(batch, 28, 28)`` (flattened); no softmax (see ``fnn.softmax``). Pure: ``params`` and
     ``x`` are only read."""
-    weights = _weights(params)[1]
+    weights = _weights(params)
     act = activations.get(activation)
     h = _inputs(weights, x)
     for w, b in weights[:-1]:
@@ -203,7 +180,7 @@ def grads(
     Pure: the arguments are only read (``rng`` advances, as any generator that is drawn
     from), and the gradients are a new tree of views of one flat buffer.
     """
-    layout, weights = _weights(params)
+    weights = _weights(params)
     act = activations.get(activation)
     loss_fn = losses.get(loss)
     if not 0 <= dropout < 1:
@@ -229,15 +206,14 @@ def grads(
     logits += b
     value, delta = loss_fn(logits, target)
 
-    # The gradients go into one new flat buffer (a view per leaf), which optimizers take whole.
-    if layout is None:
-        layout = _mlp_layout(tuple(w.shape for w, _ in weights), np.dtype(h.dtype))
-    flat = layout.empty()
-    gradients, views = layout.unpack_views(flat)
+    # The gradients are written into one new flat array, which the optimizers read whole.
+    layout = _mlp_layout(tuple(w.shape for w, _ in weights), h.dtype)
+    gradients = layout.unravel(np.empty(layout.size, h.dtype))
     ones = np.ones(len(target), h.dtype)
     for i in range(len(weights) - 1, -1, -1):
-        np.matmul(inputs[i].T, delta, out=views[2 * i + 1])
-        np.matmul(ones, delta, out=views[2 * i])  # the sum over the batch, as a BLAS call
+        layer = gradients[f"layer_{i}"]
+        np.matmul(inputs[i].T, delta, out=layer["w"])
+        np.matmul(ones, delta, out=layer["b"])  # the sum over the batch, as a BLAS call
         if i > 0:
             delta = delta @ weights[i][0].T
             if dropout:

@@ -7,13 +7,12 @@
 Updates are already signed (``params + updates`` descends). ``weight_decay`` is coupled L2, as
 in ``torch.optim``: ``g <- g + weight_decay * params`` before the rule, on every parameter.
 
-Each rule below is written once, on plain flat arrays, and lifted to pytrees by ``lift``: the
-grads, the params and every param-shaped field of the state become one flat array each (no copy
-for the trees fnn makes), so each equation is one NumPy call over all parameters. ``update`` is
-pure: it never writes its arguments, a state stays valid after it has been used, and the same
-arguments always give bit-identical results. ``update(..., donate=True)`` is the explicit
-opt-in to reuse the given state's (and grads') memory for the result, as JAX donates buffers.
-Adding an optimizer is one factory below plus one line in ``OPTIMIZERS``.
+Each rule below is written once, on flat arrays, one equation of its paper per group of NumPy
+calls, and ``lift`` turns it into an optimizer over pytrees: it ravels the grads
+(``fnn.tree.ravel``), runs the rule and unravels the updates. A state holds its moments as flat
+arrays beside the params' ``Layout``, which ``update`` compares with the grads' layout. Every
+result is a new array: ``update`` never writes its arguments, and the same arguments always give
+bit-identical results. Adding an optimizer is one factory below plus one line in ``OPTIMIZERS``.
 """
 
 from __future__ import annotations
@@ -29,12 +28,12 @@ import numpy as np
 
 from fnn.constraints import NON_NEGATIVE, POSITIVE, UNIT, Constraint, ConstraintError
 from fnn.registry import lookup
-from fnn.tree import Layout, Params, flatten, layout_of
+from fnn.tree import Layout, Params, difference, ravel
 
 
 class Optimizer(NamedTuple):
-    """``init(params) -> state`` and
-    ``update(grads, state, params=None, *, loss=None, donate=False) -> (updates, state)``."""
+    """``init(params) -> state`` and ``update(grads, state, params=None, *, loss=None) ->
+    (updates, state)``."""
 
     init: Callable[[Params], Any]
     update: Callable[..., tuple[Params, Any]]
@@ -44,32 +43,38 @@ class LossError(ValueError):
     """An optimizer that needs the loss (Eve) got none, or one it cannot use."""
 
 
-class SGDState(NamedTuple):
-    """State of plain SGD: nothing but the params' layout, to check grads against."""
+# Each state holds its param-shaped moments as flat arrays (see ``Layout.unravel`` for trees)
+# and ``layout``, the params' layout that grads must have.
 
+
+class SGDState(NamedTuple):
     layout: Layout
 
 
 class MomentumState(NamedTuple):
-    velocity: Params
+    velocity: np.ndarray
+    layout: Layout
 
 
 class RMSpropState(NamedTuple):
-    second_moment: Params
+    second_moment: np.ndarray
+    layout: Layout
 
 
 class AdamState(NamedTuple):
     count: int
-    first_moment: Params
-    second_moment: Params
+    first_moment: np.ndarray
+    second_moment: np.ndarray
+    layout: Layout
 
 
 class EveState(NamedTuple):
     count: int
-    first_moment: Params
-    second_moment: Params
+    first_moment: np.ndarray
+    second_moment: np.ndarray
     feedback: float  # d_t
     smoothed_loss: float  # f-hat_{t-1}
+    layout: Layout
 
 
 Factory = Callable[..., Optimizer]
@@ -100,99 +105,90 @@ def constrained(**table: Constraint) -> Callable[[Factory], Factory]:
     return declare
 
 
-# A rule is ``rule(g, state, new, loss) -> (updates, state)`` on flat arrays: ``g`` is the
-# gradient (weight decay included), ``state`` the optimizer's state with each param-shaped field
-# as a flat array, and ``new(field=None)`` gives the array to write a result into: a fresh one,
-# or with ``donate=True`` the old array of that state field (so a rule reads an input before it
-# writes the output that may share its memory). Inputs are never written.
-Rule = Callable[[np.ndarray, Any, Callable[..., np.ndarray], Any], tuple[np.ndarray, Any]]
+# A rule is ``rule(g, state, loss) -> (updates, state)`` on flat arrays: ``g`` is the gradient
+# (weight decay included) and ``state`` the previous state. It returns new arrays only.
+Rule = Callable[[np.ndarray, Any, Any], tuple[np.ndarray, Any]]
 
 
-def lift(
-    state_type: type, moments: tuple[str, ...], init_state: Callable[[Layout], Any], rule: Rule,
-    weight_decay: float,
-) -> Optimizer:  # fmt: skip
-    """The pytree ``Optimizer`` of ``rule``: ``init_state(layout)`` makes the state (its fields
-    named in ``moments`` are param-shaped trees); ``update`` checks that grads (and, with weight
-    decay, params) have the state's structure and shapes, naming the first difference, then
-    runs ``rule``."""
+def lift(state_type: type, rule: Rule, weight_decay: float, **scalars: float) -> Optimizer:
+    """The pytree ``Optimizer`` of ``rule``. ``init`` gives ``state_type`` with the initial
+    ``scalars``, the params' layout, and zeros for every other field (the flat moments);
+    ``update`` checks that grads (and, with weight decay, params) are laid out as the state
+    says, naming the first difference, then runs ``rule`` on the flat grads."""
+    moments = [name for name in state_type._fields if name not in scalars and name != "layout"]
 
     def init(params):
-        return init_state(layout_of(params, "params"))
+        layout = ravel(params)[1]
+        zeros = {name: np.zeros(layout.size, layout.dtype) for name in moments}
+        return state_type(**scalars, **zeros, layout=layout)
 
-    def update(grads, state, params=None, *, loss=None, donate=False):
+    def update(grads, state, params=None, *, loss=None):
         if not isinstance(state, state_type):
-            raise ValueError(
-                f"state must be the {state_type.__name__} that this optimizer's init returned, "
-                f"got {type(state).__name__}"
-            )
-        old = {}
-        if moments:
-            old[moments[0]], layout = flatten(getattr(state, moments[0]), f"state.{moments[0]}")
-        else:
-            layout = state.layout
-            if not isinstance(layout, Layout):
-                raise ValueError(f"state.layout must be a Layout, got {type(layout).__name__}")
-        g = layout.flat(grads, "grads", "the optimizer state")
+            raise ValueError(f"state must be the {state_type.__name__} that this optimizer's "
+                             f"init returned, got {type(state).__name__}")  # fmt: skip
+        g, layout = ravel(grads)
+        if layout is not state.layout:  # not the very layout object: compare in full
+            g = _checked(g, layout, state, grads, "grads")
+        for field, value in zip(state._fields, state, strict=True):
+            if type(value) is np.ndarray and value.shape != g.shape:
+                raise ValueError(f"state.{field} must be a flat array of {g.size} values "
+                                 f"(see state.layout), got shape {value.shape}")  # fmt: skip
         if weight_decay:  # the params matter only here: checked only here
             if params is None:
                 raise ValueError("weight_decay needs the params: call update(grads, state, params)")
-            decayed = np.multiply(layout.flat(params, "params", "the optimizer state"),
-                                  weight_decay, out=layout.empty())  # fmt: skip
+            flat_params, layout = ravel(params)
+            if layout is not state.layout:
+                flat_params = _checked(flat_params, layout, state, params, "params")
+            decayed = np.multiply(flat_params, weight_decay)
             decayed += g
             g = decayed
-        for name in moments[1:]:
-            old[name] = layout.flat(getattr(state, name), f"state.{name}", f"state.{moments[0]}")
-
-        def new(name: str | None = None) -> np.ndarray:
-            return old[name] if donate and name is not None else layout.empty()
-
-        updates, new_state = rule(g, state._replace(**old), new, loss)
-        trees = {name: layout.unpack(getattr(new_state, name)) for name in moments}
-        return layout.unpack(updates), new_state._replace(**trees)
+        updates, new_state = rule(g, state, loss)
+        return state.layout.unravel(updates), new_state
 
     return Optimizer(init, update)
 
 
-def _adam_direction(
-    first: np.ndarray, second: np.ndarray, step: float, epsilon: float, out: np.ndarray
-) -> np.ndarray:
-    """out = -step * first / (sqrt(second) + epsilon), in four passes."""
-    np.sqrt(second, out=out)
-    out += epsilon
-    np.divide(first, out, out=out)
-    out *= -step
+def _checked(flat: np.ndarray, layout: Layout, state: Any, tree: Params, name: str) -> np.ndarray:
+    """``flat`` (``tree`` raveled, with ``layout``) in the state's dtype, or ``ValueError``
+    naming the first place where ``tree`` differs from the layout in ``state``."""
+    expected = state.layout
+    if not isinstance(expected, Layout):
+        raise ValueError(f"state.layout must be a Layout, got {type(expected).__name__}")
+    if layout[:2] != expected[:2]:  # the structure or a shape differs (a dtype may)
+        problem = difference(expected.zeros(), tree, shapes=True) or "in its leaves"
+        raise ValueError(f"{name} differ from the optimizer state {problem}")
+    return flat.astype(expected.dtype, copy=False)
+
+
+def lerp(start: np.ndarray, end: np.ndarray, weight: float, out: np.ndarray) -> np.ndarray:
+    """out = start + weight (end - start) = (1 - weight) start + weight end, in three passes
+    with no temporary (``out`` may be ``end``): the exponential moving average of Adam's
+    moments, as ``torch.lerp``."""
+    np.subtract(end, start, out=out)
+    out *= weight
+    out += start
     return out
 
 
-def _moments(g, state, new, beta1: float, beta2: float) -> tuple[np.ndarray, ...]:
-    """m_t = beta1 m_{t-1} + (1 - beta1) g_t;  v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
-    (Kingma & Ba 2015, Algorithm 1), and a fresh scratch array."""
-    scratch = new()
-    first, second = new("first_moment"), new("second_moment")
-    np.multiply(g, 1 - beta1, out=scratch)
-    np.multiply(state.first_moment, beta1, out=first)
-    first += scratch
-    np.multiply(g, g, out=scratch)
-    scratch *= 1 - beta2
-    np.multiply(state.second_moment, beta2, out=second)
-    second += scratch
-    return first, second, scratch
+def scaled_ratio(
+    numerator: np.ndarray, second_moment: np.ndarray, scale: float, epsilon: float, out
+) -> np.ndarray:
+    """out = -scale numerator / (sqrt(second_moment) + epsilon), in four passes."""
+    np.sqrt(second_moment, out=out)
+    out += epsilon
+    np.divide(numerator, out, out=out)
+    out *= -scale
+    return out
 
 
 @constrained(learning_rate=POSITIVE, weight_decay=NON_NEGATIVE)
 def sgd(learning_rate: float, weight_decay: float = 0.0) -> Optimizer:
     """Plain gradient descent, as ``torch.optim.SGD(lr, momentum=0)``: update = -lr g."""
 
-    def rule(g, state, new, loss):
-        return np.multiply(g, -learning_rate, out=new()), state
+    def rule(g, state, loss):
+        return np.multiply(g, -learning_rate), state
 
-    return lift(SGDState, (), SGDState, rule, weight_decay)
-
-
-def _zeros(state_type: type, *moments: str, **scalars) -> Callable[[Layout], Any]:
-    """An ``init_state``: ``state_type`` with zero trees for ``moments`` and the ``scalars``."""
-    return lambda layout: state_type(**scalars, **{name: layout.zeros() for name in moments})
+    return lift(SGDState, rule, weight_decay)
 
 
 @constrained(learning_rate=POSITIVE, momentum=UNIT, weight_decay=NON_NEGATIVE)
@@ -202,12 +198,13 @@ def momentum(learning_rate: float, momentum: float = 0.9, weight_decay: float = 
     b_t = mu b_{t-1} + g_t  (b_0 = 0, so b_1 = g_1 as in torch);  update = -lr b_t.
     """
 
-    def rule(g, state, new, loss):
-        velocity = np.multiply(state.velocity, momentum, out=new("velocity"))
+    def rule(g, state, loss):
+        velocity = np.multiply(state.velocity, momentum)  # b_t = mu b_{t-1} + g_t
         velocity += g
-        return np.multiply(velocity, -learning_rate, out=new()), MomentumState(velocity)
+        updates = np.multiply(velocity, -learning_rate)  # update = -lr b_t
+        return updates, state._replace(velocity=velocity)
 
-    return lift(MomentumState, ("velocity",), _zeros(MomentumState, "velocity"), rule, weight_decay)
+    return lift(MomentumState, rule, weight_decay)
 
 
 @constrained(learning_rate=POSITIVE, momentum=UNIT, weight_decay=NON_NEGATIVE)
@@ -218,15 +215,15 @@ def nag(learning_rate: float, momentum: float = 0.9, weight_decay: float = 0.0) 
     b_t = mu b_{t-1} + g_t;  update = -lr (g_t + mu b_t).
     """
 
-    def rule(g, state, new, loss):
-        velocity = np.multiply(state.velocity, momentum, out=new("velocity"))
+    def rule(g, state, loss):
+        velocity = np.multiply(state.velocity, momentum)  # b_t = mu b_{t-1} + g_t
         velocity += g
-        step = np.multiply(velocity, momentum, out=new())
-        step += g
-        step *= -learning_rate
-        return step, MomentumState(velocity)
+        updates = np.multiply(velocity, momentum)  # update = -lr (g_t + mu b_t)
+        updates += g
+        updates *= -learning_rate
+        return updates, state._replace(velocity=velocity)
 
-    return lift(MomentumState, ("velocity",), _zeros(MomentumState, "velocity"), rule, weight_decay)
+    return lift(MomentumState, rule, weight_decay)
 
 
 @constrained(learning_rate=POSITIVE, beta=UNIT, epsilon=POSITIVE, weight_decay=NON_NEGATIVE)
@@ -239,15 +236,13 @@ def rmsprop(
     torch's alpha defaults to 0.99.)
     """
 
-    def rule(g, state, new, loss):
-        scratch = np.multiply(g, g, out=new())
-        scratch *= 1 - beta
-        second = np.multiply(state.second_moment, beta, out=new("second_moment"))
-        second += scratch
-        return _adam_direction(g, second, learning_rate, epsilon, scratch), RMSpropState(second)
+    def rule(g, state, loss):
+        squared = np.multiply(g, g)
+        second = lerp(state.second_moment, squared, 1 - beta, out=squared)  # v_t
+        updates = scaled_ratio(g, second, learning_rate, epsilon, out=np.empty_like(g))
+        return updates, state._replace(second_moment=second)
 
-    init_state = _zeros(RMSpropState, "second_moment")
-    return lift(RMSpropState, ("second_moment",), init_state, rule, weight_decay)
+    return lift(RMSpropState, rule, weight_decay)
 
 
 # Adam's family: (learning rate, beta1, beta2, epsilon, weight decay)
@@ -255,7 +250,43 @@ ADAM = MappingProxyType(dict(learning_rate=POSITIVE, beta1=UNIT, beta2=UNIT, eps
                             weight_decay=NON_NEGATIVE))  # fmt: skip
 
 
-ADAM_MOMENTS = ("first_moment", "second_moment")
+def adam_rule(
+    learning_rate: float, beta1: float, beta2: float, epsilon: float, *, nesterov: bool = False,
+    feedback: Callable[[Any, Any], dict[str, float]] | None = None,
+) -> Rule:  # fmt: skip
+    """The rule of Adam (Kingma & Ba 2015, Algorithm 1), of NAdam with ``nesterov`` (Dozat
+    2016, the form of ``optax.nadam``), and of Eve with a ``feedback(state, loss)`` giving the
+    state's new ``feedback`` d_t and ``smoothed_loss`` (Koushik & Hayashi 2016), which divides
+    the step by d_t (1 without it):
+
+        m_t = beta1 m_{t-1} + (1 - beta1) g_t
+        v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+        m-hat_t = m_t / (1 - beta1^t)    or, with nesterov,
+        m-hat_t = beta1 m_t / (1 - beta1^(t+1)) + (1 - beta1) g_t / (1 - beta1^t)
+        update = -lr m-hat_t / (d_t sqrt(v_t / (1 - beta2^t)) + eps)
+
+    with the bias corrections folded into two scalars as in ``torch.optim.Adam``:
+    update = -(lr sqrt(c2) / d_t) m-hat_t / (sqrt(v_t) + eps sqrt(c2) / d_t), c2 = 1 - beta2^t.
+    """
+
+    def rule(g, state, loss):
+        t, extra = state.count + 1, {} if feedback is None else feedback(state, loss)
+        d = extra.get("feedback", 1.0)
+        updates = np.empty_like(g)
+        m = lerp(state.first_moment, g, 1 - beta1, out=np.empty_like(g))  # m_t
+        squared = np.multiply(g, g)
+        v = lerp(state.second_moment, squared, 1 - beta2, out=squared)  # v_t
+        sqrt_c2 = math.sqrt(1 - beta2**t)
+        if nesterov:  # m-hat_t = beta1 m_t / (1 - beta1^(t+1)) + (1 - beta1) g_t / (1 - beta1^t)
+            m_hat = np.multiply(m, beta1 / (1 - beta1 ** (t + 1)))
+            m_hat += np.multiply(g, (1 - beta1) / (1 - beta1**t), out=updates)  # as scratch
+            step = learning_rate * sqrt_c2 / d
+        else:  # m-hat_t = m_t / (1 - beta1^t): the division goes into the step
+            m_hat, step = m, learning_rate * sqrt_c2 / ((1 - beta1**t) * d)
+        updates = scaled_ratio(m_hat, v, step, epsilon * sqrt_c2 / d, out=updates)
+        return updates, state._replace(count=t, first_moment=m, second_moment=v, **extra)
+
+    return rule
 
 
 @constrained(**ADAM)
@@ -266,22 +297,9 @@ def adam(
     epsilon: float = 1e-8,
     weight_decay: float = 0.0,
 ) -> Optimizer:
-    """Adam (Kingma & Ba 2015, Algorithm 1), as ``torch.optim.Adam`` (coupled weight decay).
-
-    m_t, v_t as in the paper;  update = -(lr / (1 - beta1^t)) m_t / (sqrt(v_t) / sqrt(1 - beta2^t)
-    + eps), i.e. -lr m-hat / (sqrt(v-hat) + eps), in torch's arrangement of the bias corrections.
-    """
-
-    def rule(g, state, new, loss):
-        count = state.count + 1
-        first, second, scratch = _moments(g, state, new, beta1, beta2)
-        sqrt_correction2 = math.sqrt(1 - beta2**count)
-        step = learning_rate / (1 - beta1**count) * sqrt_correction2
-        updates = _adam_direction(first, second, step, epsilon * sqrt_correction2, scratch)
-        return updates, AdamState(count, first, second)
-
-    return lift(AdamState, ADAM_MOMENTS, _zeros(AdamState, *ADAM_MOMENTS, count=0), rule,
-                 weight_decay)  # fmt: skip
+    """Adam (Kingma & Ba 2015, Algorithm 1), as ``torch.optim.Adam`` (coupled weight decay):
+    update = -lr m-hat / (sqrt(v-hat) + eps); see ``adam_rule``."""
+    return lift(AdamState, adam_rule(learning_rate, beta1, beta2, epsilon), weight_decay, count=0)
 
 
 @constrained(**ADAM)
@@ -293,30 +311,15 @@ def nadam(
     weight_decay: float = 0.0,
 ) -> Optimizer:
     """NAdam (Dozat 2016, "Incorporating Nesterov Momentum into Adam", Algorithm 2) with a
-    constant momentum schedule mu_t = beta1, the form ``optax.nadam`` implements:
+    constant momentum schedule mu_t = beta1, the form ``optax.nadam`` implements: Adam with
 
-    m-hat_t = beta1 m_t / (1 - beta1^(t+1)) + (1 - beta1) g_t / (1 - beta1^t),
-    v-hat_t = v_t / (1 - beta2^t),  update = -lr m-hat_t / (sqrt(v-hat_t) + eps).
+    m-hat_t = beta1 m_t / (1 - beta1^(t+1)) + (1 - beta1) g_t / (1 - beta1^t).
 
     (torch.optim.NAdam uses the decaying schedule mu_t = beta1 (1 - 0.96^(t psi) / 2); it equals
     this rule only as momentum_decay psi -> infinity.)
     """
-
-    def rule(g, state, new, loss):
-        count = state.count + 1
-        first, second, scratch = _moments(g, state, new, beta1, beta2)
-        m_hat = np.multiply(g, (1 - beta1) / (1 - beta1**count), out=new())
-        np.multiply(first, beta1 / (1 - beta1 ** (count + 1)), out=scratch)
-        m_hat += scratch
-        sqrt_correction2 = math.sqrt(1 - beta2**count)
-        # -lr m_hat / (sqrt(v / correction2) + eps)
-        updates = _adam_direction(
-            m_hat, second, learning_rate * sqrt_correction2, epsilon * sqrt_correction2, scratch
-        )
-        return updates, AdamState(count, first, second)
-
-    return lift(AdamState, ADAM_MOMENTS, _zeros(AdamState, *ADAM_MOMENTS, count=0), rule,
-                 weight_decay)  # fmt: skip
+    rule = adam_rule(learning_rate, beta1, beta2, epsilon, nesterov=True)
+    return lift(AdamState, rule, weight_decay, count=0)
 
 
 @constrained(**ADAM, beta3=UNIT, k=POSITIVE, K=POSITIVE)
@@ -346,17 +349,8 @@ def eve(
     if not K > k:
         raise ConstraintError("K", f"must be > k = {k:g}; got {K!r}")
 
-    def feedback(state: EveState, f: float) -> tuple[float, float]:
-        """(d_t, f-hat_{t-1}) from the previous state and the current loss f_t."""
-        if state.count == 0:
-            return 1.0, f
-        previous = state.smoothed_loss
-        low, high = (k + 1, K + 1) if f >= previous else (1 / (K + 1), 1 / (k + 1))
-        smoothed = min(max(low, f / previous), high) * previous
-        relative_change = abs(smoothed - previous) / min(smoothed, previous)
-        return beta3 * state.feedback + (1 - beta3) * relative_change, smoothed
-
-    def rule(g, state, new, loss):
+    def feedback(state: EveState, loss: Any) -> dict[str, float]:
+        """d_t and f-hat_{t-1} from the previous state and the current loss f_t."""
         if loss is None:
             raise LossError(
                 "eve needs the minibatch loss: opt.update(grads, state, params, loss=f)"
@@ -364,18 +358,17 @@ def eve(
         f = float(loss)
         if not (math.isfinite(f) and f > 0):
             raise LossError(f"eve needs a finite, positive loss, got {loss!r}")
-        count = state.count + 1
-        d, smoothed = feedback(state, f)
-        first, second, scratch = _moments(g, state, new, beta1, beta2)
-        correction1, sqrt_correction2 = 1 - beta1**count, math.sqrt(1 - beta2**count)
-        # -lr (m / correction1) / (d sqrt(v / correction2) + eps)
-        #   = -(lr sqrt_correction2 / (correction1 d)) m / (sqrt(v) + eps sqrt_correction2 / d)
-        step = learning_rate * sqrt_correction2 / correction1 / d
-        updates = _adam_direction(first, second, step, epsilon * sqrt_correction2 / d, scratch)
-        return updates, EveState(count, first, second, d, smoothed)
+        if state.count == 0:
+            return {"feedback": 1.0, "smoothed_loss": f}
+        previous = state.smoothed_loss
+        low, high = (k + 1, K + 1) if f >= previous else (1 / (K + 1), 1 / (k + 1))
+        smoothed = min(max(low, f / previous), high) * previous
+        relative_change = abs(smoothed - previous) / min(smoothed, previous)
+        d = beta3 * state.feedback + (1 - beta3) * relative_change
+        return {"feedback": d, "smoothed_loss": smoothed}
 
-    init_state = _zeros(EveState, *ADAM_MOMENTS, count=0, feedback=1.0, smoothed_loss=0.0)
-    return lift(EveState, ADAM_MOMENTS, init_state, rule, weight_decay)
+    rule = adam_rule(learning_rate, beta1, beta2, epsilon, feedback=feedback)
+    return lift(EveState, rule, weight_decay, count=0, feedback=1.0, smoothed_loss=0.0)
 
 
 OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {

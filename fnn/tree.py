@@ -1,20 +1,23 @@
 """Pytrees: nested dicts, lists and tuples (NamedTuples included) whose leaves are arrays.
 
-Parameters and optimizer states are pytrees. These helpers walk them in one deterministic
+Parameters, gradients and updates are pytrees. These helpers walk them in one deterministic
 order (dict keys sorted naturally, so ``layer_2`` comes before ``layer_10``) and refuse to
 combine trees whose structures differ. None of them writes its arguments.
 
-``Layout`` places every leaf of a tree in one flat buffer, so that an optimizer equation is one
-NumPy call over all parameters. A tree that ``Layout.unpack`` made is recognised structurally,
-from the buffer its leaves are views of; no registry is kept anywhere.
+``ravel`` is the one bridge between a tree and a flat array, as JAX's ``ravel_pytree``:
+``flat, layout = ravel(tree)`` and ``layout.unravel(flat)`` gives the tree back. A ``Layout`` is
+only a description (structure, shapes, offsets, dtype), equal for trees alike in all of them.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import re
-import weakref
 from collections.abc import Callable
-from typing import Any
+from ctypes import addressof, c_char
+from itertools import accumulate
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,36 +31,165 @@ def _natural_key(key: Any) -> tuple:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
 
 
+@functools.lru_cache(maxsize=1024)
+def _sorted(keys: tuple) -> tuple:
+    """``keys`` in natural order (remembered: the same key sets come back every step)."""
+    return tuple(sorted(keys, key=_natural_key))
+
+
 def _keys(node: dict) -> tuple:
-    return tuple(sorted(node, key=_natural_key))
+    return _sorted(tuple(node))
 
 
-def _is_namedtuple(node: Any) -> bool:
-    return isinstance(node, tuple) and hasattr(node, "_fields")
+class Layout(NamedTuple):
+    """Where each leaf of a tree lives in one flat array: the tree's structure (``treedef``,
+    nested tuples as ``_flatten`` writes them), each leaf's shape and ``(start, stop)`` in the
+    flat array, the flat size and dtype.
+
+    A frozen description and nothing more, so two layouts are equal when the trees they
+    describe are alike. Tree functions treat a layout as static data, never as a container."""
+
+    treedef: Any
+    shapes: tuple[tuple[int, ...], ...]
+    bounds: tuple[tuple[int, int], ...]
+    size: int
+    dtype: np.dtype
+
+    def unravel(self, flat: np.ndarray) -> PyTree:
+        """The tree whose leaves are ``flat``'s consecutive pieces, reshaped: views of
+        ``flat`` (no copy) when it is a 1-D array of this layout's dtype, else of a copy."""
+        flat = np.asarray(flat)
+        if flat.shape != (self.size,):
+            raise ValueError(f"a flat array of {self.size} values expected, got {flat.shape}")
+        flat = flat.astype(self.dtype, copy=False)
+        views = []
+        for (start, stop), shape in zip(self.bounds, self.shapes, strict=True):
+            views.append(flat[start:stop].reshape(shape))
+        return _build(self.treedef, iter(views))
+
+    def zeros(self) -> PyTree:
+        """A tree of this layout filled with zeros (one new flat array)."""
+        return self.unravel(np.zeros(self.size, self.dtype))
 
 
-def _children(node: Any) -> tuple[list, Callable[[list], Any]] | None:
-    """Children of a container node and a function rebuilding it, or None for a leaf.
-    A ``Layout`` is a node without children (static data, as JAX's auxiliary data)."""
+@functools.lru_cache(maxsize=256)
+def _layout(treedef: Any, shapes: tuple, dtype: np.dtype) -> Layout:
+    """The ``Layout`` of leaves of ``shapes`` in a tree of structure ``treedef`` (remembered:
+    the trees of one training run are laid out alike, step after step)."""
+    ends = tuple(accumulate((math.prod(shape) for shape in shapes), initial=0))
+    bounds = tuple(zip(ends[:-1], ends[1:], strict=True))
+    return Layout(treedef, shapes, bounds, ends[-1], np.dtype(dtype))
+
+
+def _flatten(node: Any, leaves: list) -> Any:
+    """``node``'s structure as nested tuples, ``(type, dict keys or static data, children)``
+    with None for a leaf, appending its leaves to ``leaves`` in order. It runs at every step,
+    so array children are taken in the loop and there are no comprehensions."""
     if isinstance(node, dict):
-        keys = _keys(node)
-        return [node[k] for k in keys], lambda values: dict(zip(keys, values, strict=True))
-    if _is_namedtuple(node):
-        return list(node), lambda values: type(node)(*values)
-    if isinstance(node, tuple | list):
-        return list(node), lambda values: type(node)(values)
+        keys = _sorted(tuple(node))
+        children = []
+        for key in keys:
+            child = node[key]
+            if type(child) is np.ndarray:
+                leaves.append(child)
+                children.append(None)
+            else:
+                children.append(_flatten(child, leaves))
+        return (dict, keys, tuple(children))
     if isinstance(node, Layout):
-        return [], lambda values: node
+        return (Layout, node, ())
+    if isinstance(node, tuple | list):
+        children = []
+        for child in node:
+            children.append(_flatten(child, leaves))
+        return (type(node), None, tuple(children))
+    leaves.append(node)
     return None
+
+
+def _build(treedef: Any, leaves) -> PyTree:
+    """The tree of structure ``treedef`` with the next leaves of the iterator ``leaves``."""
+    if treedef is None:
+        return next(leaves)
+    kind, keys, children = treedef
+    if kind is dict:
+        out = {}
+        for key, child in zip(keys, children, strict=True):
+            out[key] = next(leaves) if child is None else _build(child, leaves)
+        return out
+    if kind is Layout:
+        return keys
+    values = [_build(child, leaves) for child in children]
+    return kind(*values) if hasattr(kind, "_fields") else kind(values)
+
+
+def ravel(tree: PyTree) -> tuple[np.ndarray, Layout]:
+    """``(flat, layout)``: every leaf of ``tree`` in one 1-D array (in ``tree_leaves`` order,
+    in their common dtype), and the description from which ``layout.unravel(flat)`` rebuilds
+    ``tree``, as JAX's ``ravel_pytree``. As ``np.ravel``, ``flat`` is the memory the leaves
+    already share when they lie in order in one 1-D array (as the leaves of every tree fnn
+    returns do; checked by address), else a new copy: read it, never write it."""
+    leaves: list = []
+    treedef = _flatten(tree, leaves)
+    shapes, dtype, mixed = [], None, False
+    for index, leaf in enumerate(leaves):
+        if type(leaf) is not np.ndarray:
+            leaves[index] = leaf = np.asarray(leaf)
+        shapes.append(leaf.shape)
+        mixed = mixed or (dtype is not None and leaf.dtype != dtype)
+        dtype = leaf.dtype if dtype is None else dtype
+    if mixed or dtype is None:
+        dtype = np.result_type(*leaves) if leaves else np.dtype(np.float64)
+    layout = _layout(treedef, tuple(shapes), dtype)
+    base = leaves[0].base if leaves and not mixed else None
+    if type(base) is np.ndarray and base.shape == (layout.size,) and base.dtype == dtype:
+        try:  # ctypes reads an array's address from its buffer 4x faster than NumPy's getters
+            address, itemsize = addressof(c_char.from_buffer(base)), dtype.itemsize
+            for leaf, (start, _) in zip(leaves, layout.bounds, strict=True):
+                if (
+                    leaf.base is not base
+                    or not leaf.flags.c_contiguous
+                    or addressof(c_char.from_buffer(leaf)) != address + start * itemsize
+                ):
+                    break  # fmt: skip
+            else:
+                return base, layout
+        except (TypeError, ValueError, BufferError):  # read-only or empty: not one of fnn's
+            pass
+    flat = np.empty(layout.size, dtype)
+    if leaves:
+        np.concatenate(leaves, axis=None, out=flat, casting="unsafe")
+    return flat, layout
+
+
+def _children(node: Any) -> list | None:
+    """The children of a container node, in order, or None for a leaf (a ``Layout`` is a node
+    without children: static data, as JAX's auxiliary data)."""
+    if isinstance(node, dict):
+        return [node[key] for key in _keys(node)]
+    if isinstance(node, Layout):
+        return []
+    if isinstance(node, tuple | list):
+        return list(node)
+    return None
+
+
+def _labels(node: Any) -> list[str]:
+    """The path label of each child: dict keys, NamedTuple field names, list indices."""
+    if isinstance(node, dict):
+        return [str(key) for key in _keys(node)]
+    if isinstance(node, Layout):
+        return []
+    return list(getattr(node, "_fields", None) or map(str, range(len(node))))
 
 
 def _describe(node: Any) -> str:
     if isinstance(node, dict):
         return f"a dict with keys {list(_keys(node))}"
-    if isinstance(node, tuple | list):
-        return f"a {type(node).__name__} of length {len(node)}"
     if isinstance(node, Layout):
         return "a layout"
+    if isinstance(node, tuple | list):
+        return f"a {type(node).__name__} of length {len(node)}"
     return f"a leaf of shape {np.shape(node)}" if isinstance(node, np.ndarray) else "a leaf"
 
 
@@ -77,18 +209,18 @@ def difference(tree: PyTree, other: PyTree, *, shapes: bool = False) -> str | No
     """Where ``other`` first differs from ``tree`` in structure (and leaf shapes, with
     ``shapes``), as ``"at layer_0/b: a leaf of shape (3,) where ... has ..."``; None if alike."""
 
-    def find(path: str, node: Any, peer: Any) -> str | None:
+    def find(path: str, node: Any, peer: Any) -> tuple[str, str] | None:
         where = path or "the root"
         if _node_differs(node, peer):
             return f"at {where}: {_describe(peer)}", _describe(node)
-        split = _children(node)
-        if split is None:
+        children = _children(node)
+        if children is None:
             if shapes and np.shape(node) != np.shape(peer):
                 return f"at {where}: shape {np.shape(peer)}", f"shape {np.shape(node)}"
             return None
-        labels = _keys(node) if isinstance(node, dict) else range(len(split[0]))
-        for label in labels:
-            found = find(f"{path}/{label}" if path else str(label), node[label], peer[label])
+        peers = _children(peer)
+        for label, child, peer_child in zip(_labels(node), children, peers, strict=True):
+            found = find(f"{path}/{label}" if path else label, child, peer_child)
             if found is not None:
                 return found
         return None
@@ -109,8 +241,8 @@ def tree_map(f: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
                 if not isinstance(other, dict) or other.keys() != node.keys():
                     raise _mismatch(tree, rest)
             return {key: walk(node[key], tuple(o[key] for o in others)) for key in _keys(node)}
-        split = _children(node)
-        if split is None:
+        children = _children(node)
+        if children is None:
             if any(_children(other) is not None for other in others):
                 raise _mismatch(tree, rest)
             return f(node, *others)
@@ -118,13 +250,11 @@ def tree_map(f: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
             if any(other != node for other in others):
                 raise _mismatch(tree, rest)
             return node
-        children, rebuild = split
         for other in others:
             if type(other) is not type(node) or len(other) != len(node):
                 raise _mismatch(tree, rest)
-        return rebuild(
-            [walk(child, tuple(o[i] for o in others)) for i, child in enumerate(children)]
-        )
+        values = [walk(child, tuple(o[i] for o in others)) for i, child in enumerate(children)]
+        return type(node)(*values) if hasattr(node, "_fields") else type(node)(values)
 
     return walk(tree, rest)
 
@@ -139,35 +269,23 @@ def _mismatch(tree: PyTree, rest: tuple) -> ValueError:
 
 def tree_leaves(tree: PyTree) -> list:
     """The leaves of ``tree`` in the deterministic order used by every function here."""
-    out: list = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key in _keys(node):
-                walk(node[key])
-        elif isinstance(node, tuple | list):
-            for child in node:
-                walk(child)
-        elif not isinstance(node, Layout):
-            out.append(node)
-
-    walk(tree)
-    return out
+    leaves: list = []
+    _flatten(tree, leaves)
+    return leaves
 
 
 def tree_leaves_with_path(tree: PyTree) -> list[tuple[str, Any]]:
-    """``(path, leaf)`` pairs, e.g. ``("layer_0/w", array)``, in deterministic order."""
+    """``(path, leaf)`` pairs, e.g. ``("layer_0/w", array)`` or ``("first_moment", array)``
+    for a NamedTuple's field, in deterministic order."""
     out: list[tuple[str, Any]] = []
 
     def walk(path: str, node: Any) -> None:
-        split = _children(node)
-        if split is None:
+        children = _children(node)
+        if children is None:
             out.append((path, node))
             return
-        children, _ = split
-        labels = _keys(node) if isinstance(node, dict) else range(len(node))
-        for label, child in zip(labels, children, strict=False):
-            walk(f"{path}/{label}" if path else str(label), child)
+        for label, child in zip(_labels(node), children, strict=True):
+            walk(f"{path}/{label}" if path else label, child)
 
     walk("", tree)
     return out
@@ -178,360 +296,31 @@ def tree_zeros_like(tree: PyTree) -> PyTree:
     return tree_map(np.zeros_like, tree)
 
 
-class DonatedError(ValueError):
-    """A tree whose buffers were donated (``donate=True``) was used after the donation."""
-
-
-class _Buffer(np.ndarray):
-    """The owner of a flat buffer that ``Layout.unpack`` hands out as views. It records the
-    layout and (weakly) the views of its current issue, so ``Layout.flat`` recognises a tree of
-    exactly those views without copying. Never handed out itself: views go through ``issue``,
-    a plain ndarray view of it, which is the ``.base`` of every leaf."""
-
-    layout: Layout | None
-    issue: weakref.ref | None
-    views: tuple
-
-
-def _new_buffer(size: int, dtype: np.dtype) -> np.ndarray:
-    """A new, uninitialised flat buffer: a plain view of a fresh ``_Buffer`` owner."""
-    owner = np.ndarray.__new__(_Buffer, (size,), dtype)
-    owner.layout, owner.issue, owner.views = None, None, ()
-    return owner.view(np.ndarray)
-
-
-def _treedef(node: Any) -> Any:
-    """A hashable description of ``node``'s structure (not its leaves)."""
-    if isinstance(node, dict):
-        keys = _keys(node)
-        return ("dict", keys, tuple(_treedef(node[k]) for k in keys))
-    if _is_namedtuple(node):
-        return (type(node), tuple(_treedef(c) for c in node))
-    if isinstance(node, tuple | list):
-        return (type(node).__name__, tuple(_treedef(c) for c in node))
-    if isinstance(node, Layout):
-        return ("layout", node)
-    return None
-
-
-def _leaf_getter(node: Any) -> Callable[[Any, list], bool]:
-    """A function appending ``tree``'s leaves to a list when ``tree`` has ``node``'s structure
-    (returning True), or returning False at the first difference. Built once per layout;
-    leaves are not inspected (``Layout.flat`` checks their shapes)."""
-    if isinstance(node, dict):
-        keys = _keys(node)
-        keyset = set(keys)
-        parts = tuple((key, _leaf_getter(node[key])) for key in keys)
-        if all(part is _leaf for _, part in parts):  # a dict of arrays, as an MLP layer
-
-            def get_leaves(tree: Any, out: list) -> bool:
-                if not isinstance(tree, dict) or tree.keys() != keyset:
-                    return False
-                for key in keys:
-                    out.append(tree[key])
-                return True
-
-            return get_leaves
-
-        def get_dict(tree: Any, out: list) -> bool:
-            if not isinstance(tree, dict) or tree.keys() != keyset:
-                return False
-            for key, part in parts:
-                if not part(tree[key], out):
-                    return False
-            return True
-
-        return get_dict
-    split = _children(node)
-    if split is None:
-        return _leaf
-    if isinstance(node, Layout):
-        return lambda tree, out: tree == node
-    children, _ = split
-    kind, parts_list = type(node), tuple(_leaf_getter(child) for child in children)
-
-    def get_sequence(tree: Any, out: list) -> bool:
-        if type(tree) is not kind or len(tree) != len(parts_list):
-            return False
-        for part, child in zip(parts_list, tree, strict=True):
-            if not part(child, out):
-                return False
-        return True
-
-    return get_sequence
-
-
-def _leaf(tree: Any, out: list) -> bool:
-    out.append(tree)
-    return True
-
-
-def _nested_spec(tree: PyTree) -> tuple | None:
-    """For a dict of non-empty dicts of arrays (an MLP's params): ``((key, ((inner key, leaf
-    index), ...), inner key set), ...)`` in leaf order, for the one-loop fast paths of
-    ``unpack`` and ``view_tree``; None for any other structure."""
-    if not isinstance(tree, dict) or not tree:
-        return None
-    spec, index = [], 0
-    for key in _keys(tree):
-        node = tree[key]
-        if not isinstance(node, dict) or not node or any(map(_is_container, node.values())):
-            return None
-        inner = tuple((k, index + i) for i, k in enumerate(_keys(node)))
-        spec.append((key, inner, set(node)))
-        index += len(inner)
-    return tuple(spec)
-
-
-def _builder(node: Any) -> Callable[[Any], Any]:
-    """A function rebuilding ``node``'s structure from an iterator over its new leaves."""
-    if isinstance(node, dict):
-        keys = _keys(node)
-        parts = [_builder(node[key]) for key in keys]
-        if all(part is next for part in parts):  # a dict of arrays, as an MLP layer
-            return lambda leaves: {key: next(leaves) for key in keys}
-        return lambda leaves: {key: part(leaves) for key, part in zip(keys, parts, strict=True)}
-    split = _children(node)
-    if split is None:
-        return next
-    if isinstance(node, Layout):
-        return lambda leaves: node
-    children, rebuild = split
-    parts = [_builder(child) for child in children]
-    return lambda leaves: rebuild([part(leaves) for part in parts])
-
-
-class Layout:
-    """The structure of a pytree and where each of its array leaves lives in one flat buffer.
-
-    ``unpack(buffer)`` gives a tree whose leaves are views of ``buffer``; ``flat(tree)`` gives
-    that buffer back without copying when ``tree`` is such a view tree (else it checks the
-    structure and shapes, naming the first difference, and concatenates once). Optimizers use
-    it to apply each equation in one NumPy call over every parameter while callers keep seeing
-    ordinary pytrees. Layouts are immutable; two are equal when structure, shapes and dtype are.
-    """
-
-    def __init__(self, tree: PyTree, dtype=None):
-        with_paths = tree_leaves_with_path(tree)
-        self.paths = tuple(path for path, _ in with_paths)
-        leaves = [leaf for _, leaf in with_paths]
-        self.shapes = tuple(np.shape(leaf) for leaf in leaves)
-        self.sizes = tuple(int(np.prod(shape)) for shape in self.shapes)
-        self.offsets = tuple(int(o) for o in np.cumsum((0, *self.sizes))[:-1])
-        self.size = sum(self.sizes)
-        if dtype is None:
-            dtype = np.result_type(*leaves) if leaves else np.float64
-        self.dtype = np.dtype(dtype)
-        # a tree of this structure with empty leaves of the right shapes (for messages, copies)
-        self.template = tree_map(lambda leaf: np.empty(np.shape(leaf), self.dtype), tree)
-        self._key = (_treedef(tree), self.shapes, self.dtype.str)
-        self._hash = hash(self._key)
-        self._build = _builder(tree)
-        self._slices = tuple(
-            (offset, offset + size, shape, len(shape) == 1)
-            for offset, size, shape in zip(self.offsets, self.sizes, self.shapes, strict=True)
-        )
-        self._get = _leaf_getter(tree)
-        self._nested = _nested_spec(tree)
-
-    def __eq__(self, other: object) -> bool:
-        return self is other or (
-            isinstance(other, Layout) and self._hash == other._hash and self._key == other._key
-        )
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __repr__(self) -> str:
-        return f"Layout({len(self.shapes)} leaves, {self.size} {self.dtype} values)"
-
-    def __reduce__(self):  # a copy or pickle is rebuilt from a template of its structure
-        return (Layout, (self.template, self.dtype))
-
-    def empty(self) -> np.ndarray:
-        """A new, uninitialised flat buffer of this layout (for ``unpack``)."""
-        return _new_buffer(self.size, self.dtype)
-
-    def zeros(self) -> PyTree:
-        flat = self.empty()
-        flat.fill(0)
-        return self.unpack(flat)
-
-    def unpack(self, flat: np.ndarray) -> PyTree:
-        """A tree of this layout whose leaves are views of the 1-D ``flat``. A buffer from
-        ``empty()`` is used as it is (issuing it again retires its earlier views: see
-        ``DonatedError``); any other array is copied into one first."""
-        return self.unpack_views(flat)[0]
-
-    def unpack_views(self, flat: np.ndarray) -> tuple[PyTree, list[np.ndarray]]:
-        """``unpack(flat)`` and its leaves, in order."""
-        owner = getattr(flat, "base", None)
-        if type(owner) is not _Buffer or flat.shape != (self.size,) or flat.dtype != self.dtype:
-            if np.shape(flat) != (self.size,):
-                raise ValueError(
-                    f"a flat buffer of {self.size} values expected, got {np.shape(flat)}"
-                )
-            copy = self.empty()
-            copy[...] = flat
-            flat, owner = copy, copy.base
-        if owner.issue is not None:  # issued before: a new issue, so the old views go stale
-            flat = owner.view(np.ndarray)
-        views = [
-            flat[start:stop] if flat_leaf else flat[start:stop].reshape(shape)
-            for start, stop, shape, flat_leaf in self._slices
-        ]
-        owner.layout, owner.issue = self, weakref.ref(flat)
-        owner.views = tuple(map(weakref.ref, views))
-        if self._nested is not None:  # a dict of dicts of arrays (an MLP's params): one step
-            return {key: {k: views[i] for k, i in inner} for key, inner, _ in self._nested}, views
-        return self._build(iter(views)), views
-
-    def leaves(self, tree: PyTree) -> list | None:
-        """``tree``'s leaves if it has this structure (shapes unchecked), else None."""
-        out: list = []
-        return out if self._get(tree, out) else None
-
-    def flat(self, tree: PyTree, name: str = "tree", reference: str = "its layout") -> np.ndarray:
-        """The flat buffer behind ``tree``: no copy if ``tree`` is a view tree of this layout,
-        else its leaves concatenated (checked first). Never write to the result.
-
-        Raises ``ValueError`` naming ``name``, ``reference`` and the first place where the
-        structure or a shape differs, and ``DonatedError`` for a tree that was donated."""
-        found = view_tree(tree, name)
-        if found is not None and (found[0] is self or found[0] == self):
-            return found[2]
-        return self._concatenate(tree, name, reference)
-
-    def _concatenate(self, tree: PyTree, name: str, reference: str) -> np.ndarray:
-        """``tree``'s leaves in one new buffer, after checking structure and shapes."""
-        leaves = self.leaves(tree)
-        problem = None if leaves is not None else difference(self.template, tree)
-        if problem is None and any(map(_is_container, leaves)):
-            problem = difference(self.template, tree)
-        if problem is not None:
-            raise ValueError(f"{name} {_differ(name)} from {reference} {problem}")
-        for path, leaf, shape in zip(self.paths, leaves, self.shapes, strict=True):
-            if np.shape(leaf) != shape:
-                raise ValueError(
-                    f"{name} {_differ(name)} from {reference} at {path}: shape "
-                    f"{np.shape(leaf)} where it should have shape {shape}"
-                )
-        out = self.empty()
-        if leaves:
-            np.concatenate([np.ravel(leaf) for leaf in leaves], out=out, casting="unsafe")
-        return out
-
-
-def _differ(name: str) -> str:
-    return "differ" if name.endswith("s") else "differs"
-
-
-def _is_container(node: Any) -> bool:
-    return isinstance(node, dict | list | tuple | Layout)
-
-
-def _any_leaf(tree: PyTree) -> Any:
-    """Some leaf of ``tree`` (None if it has none), found without walking all of it."""
-    node = tree
-    while True:
-        if isinstance(node, dict):
-            if not node:
-                return None
-            node = next(iter(node.values()))
-        elif isinstance(node, tuple | list):
-            node = next((child for child in node if not isinstance(child, Layout)), None)
-            if node is None:
-                return None
-        else:
-            return node
-
-
-def view_tree(tree: PyTree, name: str = "tree") -> tuple[Layout, list, np.ndarray] | None:
-    """``(layout, leaves, buffer)`` if ``tree`` is exactly the current view tree of one of
-    fnn's flat buffers, else None: recognised from the buffer its leaves are views of (each
-    leaf must be the very view that was issued, in its place). ``DonatedError`` if ``tree``
-    holds views of an earlier issue of a buffer that a donating call has reused since."""
-    issue = getattr(_any_leaf(tree), "base", None)
-    owner = getattr(issue, "base", None)
-    if type(owner) is not _Buffer or owner.issue is None:
-        return None
-    if issue is not owner.issue():
-        raise DonatedError(
-            f"{name} was donated to a call that reused its memory (donate=True); continue "
-            "from the tree that call returned"
-        )
-    layout, views = owner.layout, owner.views
-    leaves: list = []
-    if layout._nested is not None:  # an MLP's params: structure and identity in one loop
-        if not isinstance(tree, dict) or len(tree) != len(layout._nested):
-            return None
-        for key, inner, keyset in layout._nested:
-            node = tree.get(key)
-            if not isinstance(node, dict) or node.keys() != keyset:
-                return None
-            for k, i in inner:
-                leaf = node[k]
-                if views[i]() is not leaf:
-                    return None
-                leaves.append(leaf)
-        return layout, leaves, issue
-    if not layout._get(tree, leaves) or len(leaves) != len(views):
-        return None
-    for view, leaf in zip(views, leaves, strict=True):
-        if view() is not leaf:
-            return None
-    return layout, leaves, issue
-
-
-def layout_of(tree: PyTree, name: str = "tree") -> Layout:
-    """The layout ``tree`` was unpacked with, or a new one describing it."""
-    found = view_tree(tree, name)
-    return Layout(tree) if found is None else found[0]
-
-
-def flatten(tree: PyTree, name: str = "tree") -> tuple[np.ndarray, Layout]:
-    """``(buffer, layout)`` with ``layout.unpack(buffer)`` equal to ``tree``: the buffer behind
-    a view tree (no copy, so never write to it), else a new concatenation."""
-    found = view_tree(tree, name)
-    if found is not None:
-        return found[2], found[0]
-    layout = Layout(tree)
-    return layout._concatenate(tree, name, "its layout"), layout
-
-
-def apply_updates(params: Params, updates: Params, *, donate: bool = False) -> Params:
-    """``params + updates`` leaf-wise, keeping each parameter's dtype (as ``optax.apply_updates``).
-
-    Updates are already signed: an optimizer returns ``-learning_rate * direction``. Neither
-    argument is modified, and the result is a new view tree of one flat buffer. With
-    ``donate=True`` the caller gives ``params`` up: the sum is written into its buffer, and
-    ``params`` must not be used again (fnn raises ``DonatedError``).
-    """
-    found = view_tree(params, "params")
-    if found is None and len({np.result_type(leaf) for leaf in tree_leaves(params)}) > 1:
-        return tree_map(_add_keeping_dtype, params, updates)  # mixed precision: per leaf
-    if found is None:
-        layout = Layout(params)
-        flat_params = layout._concatenate(params, "params", "its layout")
-    else:
-        layout, _, flat_params = found
-    found = view_tree(updates, "updates")
-    if found is not None and (found[0] is layout or found[0]._key[:2] == layout._key[:2]):
-        flat_updates = found[2]
-    else:
-        problem = difference(layout.template, updates, shapes=True)
-        if problem is not None:
+def apply_updates(params: Params, updates: Params) -> Params:
+    """``params + updates`` leaf by leaf, keeping each parameter's dtype (as
+    ``optax.apply_updates``), into one new flat array laid out as ``ravel(params)`` (one array
+    per leaf when the params' dtypes differ). Updates are already signed: an optimizer returns
+    ``-learning_rate * direction``. Neither argument is written."""
+    param_leaves, update_leaves = [], []
+    treedef = _flatten(params, param_leaves)
+    if _flatten(updates, update_leaves) != treedef:
+        raise ValueError(f"updates differ from params {difference(params, updates)}")
+    shapes, dtypes = [], set()
+    for index, (param, update) in enumerate(zip(param_leaves, update_leaves, strict=True)):
+        param = param_leaves[index] = np.asarray(param)
+        if param.shape != np.shape(update):
+            problem = difference(params, updates, shapes=True)
             raise ValueError(f"updates differ from params {problem}")
-        flat_updates = Layout(updates)._concatenate(updates, "updates", "its layout")
-    out = flat_params if donate else layout.empty()
-    np.add(flat_params, flat_updates, out=out, casting="unsafe")
-    return layout.unpack(out)
-
-
-def _add_keeping_dtype(param: np.ndarray, update: np.ndarray) -> np.ndarray:
-    if np.shape(param) != np.shape(update):
-        raise ValueError(
-            f"update of shape {np.shape(update)} does not match parameter of shape "
-            f"{np.shape(param)}"
-        )
-    return np.add(param, update, dtype=np.asarray(param).dtype, casting="unsafe")
+        shapes.append(param.shape)
+        dtypes.add(param.dtype)
+    if len(dtypes) > 1:  # mixed precision: each leaf keeps its own dtype
+        new = [np.add(p, u, dtype=p.dtype, casting="unsafe")
+               for p, u in zip(param_leaves, update_leaves, strict=True)]  # fmt: skip
+        return _build(treedef, iter(new))
+    layout = _layout(treedef, tuple(shapes), dtypes.pop() if dtypes else np.dtype(np.float64))
+    flat, new = np.empty(layout.size, layout.dtype), []
+    for param, update, (start, stop), shape in zip(
+        param_leaves, update_leaves, layout.bounds, layout.shapes, strict=True
+    ):
+        new.append(np.add(param, update, out=flat[start:stop].reshape(shape), casting="unsafe"))
+    return _build(treedef, iter(new))

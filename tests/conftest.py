@@ -69,7 +69,9 @@ def assert_same_tree(a, b) -> None:
     from fnn.tree import Layout
 
     assert type(a) is type(b)
-    if isinstance(a, dict):
+    if isinstance(a, Layout):  # a description (a NamedTuple of static data), not a container
+        assert a == b
+    elif isinstance(a, dict):
         assert a.keys() == b.keys()
         for key in a:
             assert_same_tree(a[key], b[key])
@@ -77,8 +79,6 @@ def assert_same_tree(a, b) -> None:
         assert len(a) == len(b)
         for x, y in zip(a, b, strict=True):
             assert_same_tree(x, y)
-    elif isinstance(a, Layout):
-        assert a == b
     else:
         assert np.asarray(a).dtype == np.asarray(b).dtype
         np.testing.assert_array_equal(a, b)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fnn"
-CORE = ("activations", "allocator", "constraints", "gradcheck", "init", "losses", "metrics",
+CORE = ("activations", "constraints", "gradcheck", "init", "losses", "metrics",
         "model", "optimizers", "registry", "tree", "__init__")  # fmt: skip
 APPLICATION_DEPENDENCIES = ("wandb", "optuna", "matplotlib", "typer", "rich", "pooch", "yaml")
 
@@ -72,10 +72,10 @@ from fnn.optimizers import SGDState, constrained, lift
 def toy(learning_rate, gamma=0.5, weight_decay=0.0):
     \"\"\"Gradient descent at gamma times the learning rate: update = -lr gamma g.\"\"\"
 
-    def rule(g, state, new, loss):
-        return np.multiply(g, -learning_rate * gamma, out=new()), state
+    def rule(g, state, loss):
+        return np.multiply(g, -learning_rate * gamma), state
 
-    return lift(SGDState, (), SGDState, rule, weight_decay)
+    return lift(SGDState, rule, weight_decay)
 
 
 optimizers.OPTIMIZERS["toy"] = toy
@@ -148,17 +148,20 @@ def _without_docstrings(nodes: list[ast.stmt]) -> str:
     return "\n".join(ast.dump(node) for node in nodes)
 
 
-def test_the_readme_eve_example_is_the_code():
+def test_the_readme_optimizer_examples_are_the_code():
     readme = (PACKAGE.parent / "README.md").read_text()
     section = readme[readme.index("### Adding an optimizer") :]
-    start = section.index("```python\n") + 10
-    block = section[start : section.index("\n```", start)]
-    block, registry_line = block.rsplit("\n", 1)
-    assert registry_line == 'OPTIMIZERS = {..., "eve": eve}'
-    shown = ast.parse(block).body
-    module = ast.parse((PACKAGE / "optimizers.py").read_text()).body
-    code = [node for node in module if getattr(node, "name", None) in ("EveState", "eve")]
-    assert _without_docstrings(shown) == _without_docstrings(code)
+    blocks, start = [], 0
+    while "```python\n" in section[start:]:
+        start = section.index("```python\n", start) + 10
+        blocks.append(section[start : section.index("\n```", start)])
+    source = (PACKAGE / "optimizers.py").read_text()
+    module = ast.parse(source).body
+    code = [node for node in module if getattr(node, "name", None) in ("MomentumState", "momentum")]
+    assert _without_docstrings(ast.parse(blocks[0]).body) == _without_docstrings(code)
+    assert blocks[1] in source  # Eve's last lines, as they are
+    assert blocks[2] == 'OPTIMIZERS = {..., "eve": eve}'
+    assert '    "eve": eve,' in source
 
 
 def test_a_missing_optional_dependency_is_one_line_naming_the_extra(tmp_path):

@@ -414,19 +414,18 @@ def test_float32_stays_float32(name, weight_decay):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_update_never_mutates_grads_or_params(name):
-    # The contract (fnn/optimizers.py): the caller's grads and params are never written and the
-    # updates are new arrays; the state's moment buffers belong to the optimizer and are updated
-    # in place, so callers continue from the state update returns.
+    # The contract (fnn/optimizers.py): the caller's grads, params and state are never written,
+    # and the updates and the new state are new arrays.
     params, grad_seq = problem()
     opt = get(name, **HPARAMS[name], weight_decay=0.01)
     state = opt.init(params)
     _, state = opt.update(grad_seq[0], state, params, loss=LOSSES[0])  # non-trivial state
-    before = copy.deepcopy((grad_seq[1], params))
+    before = copy.deepcopy((grad_seq[1], params, state))
     updates, new_state = opt.update(grad_seq[1], state, params, loss=LOSSES[1])
-    assert_same_tree((grad_seq[1], params), before)
+    assert_same_tree((grad_seq[1], params, state), before)
     fnn.apply_updates(params, updates)
     assert_same_tree(params, before[1])
-    callers = [*fnn.tree_leaves((grad_seq[1], params)), *fnn.tree_leaves(new_state)]
+    callers = [*fnn.tree_leaves((grad_seq[1], params, state)), *fnn.tree_leaves(new_state)]
     for update in fnn.tree_leaves(updates):
         assert not any(
             np.shares_memory(update, other) for other in callers if isinstance(other, np.ndarray)

@@ -1,11 +1,13 @@
 """The core's contract, as properties (hypothesis): every public function leaves its arguments
 exactly as they were, gives bit-identical results when called again with the same arguments,
-and treats a deep copy of a state exactly like the original; donation is the explicit opt-in
-to reuse memory, and reusing a donated tree raises instead of computing wrong numbers."""
+and treats a deep copy of a state exactly like the original; nothing fnn hands out (params,
+states, updates, what ``fit`` gives a callback) is written afterwards; importing fnn changes
+nothing in the process."""
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 
 import fnn
 from fnn.train import TrainingDiverged, scale_updates, train_step
-from fnn.tree import DonatedError, flatten
+from fnn.tree import ravel
 
 NAMES = list(fnn.optimizers.OPTIMIZERS)
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -118,7 +120,7 @@ def test_apply_updates_and_scaling_are_pure(problem, factor):
 @pytest.mark.parametrize("name", NAMES)
 @PROPERTY
 @given(problem=problems(), lr_scale=st.sampled_from([1.0, 0.5]))
-def test_train_step_is_pure_and_donation_gives_the_same_numbers(name, problem, lr_scale):
+def test_train_step_is_pure(name, problem, lr_scale):
     params, x, y, warmup, activation = problem
     opt = make(name)
     params, state = warmed(opt, params, x, y, warmup, activation)
@@ -129,9 +131,6 @@ def test_train_step_is_pure_and_donation_gives_the_same_numbers(name, problem, l
     assert_same_tree(step(params, state, x, y, lr_scale=lr_scale), first)
     twins = copy.deepcopy((params, state))
     assert_same_tree(step(*twins, x, y, lr_scale=lr_scale), first)
-    # the donating step computes the same numbers, in the memory of what it was given
-    donating = train_step(opt, activation=activation, loss="cross_entropy", donate=True)
-    assert_same_tree(donating(params, state, x, y, lr_scale=lr_scale), first)
 
 
 def test_the_same_state_can_be_branched_and_replayed():
@@ -144,30 +143,91 @@ def test_the_same_state_can_be_branched_and_replayed():
     a, _ = opt.update(g, state, params)
     b, _ = opt.update(g, state, params)
     assert_same_tree(a, b)
-    assert not np.any(flatten(state.first_moment)[0])  # init's zeros stay zeros
+    assert not np.any(state.first_moment)  # init's zeros stay zeros
 
 
-def test_reusing_a_donated_tree_raises():
+def test_a_leaf_kept_from_params_never_changes():
     params = fnn.init_mlp([4, 5, 3], seed=1)
-    x = np.ones((2, 4), np.float32)
-    y = np.array([0, 2])
+    x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    y = np.array([0, 1, 2, 0, 1, 2])
     opt = fnn.optimizers.adam(1e-2)
-    state = opt.init(params)
-    step = train_step(opt, activation="tanh", loss="cross_entropy", donate=True)
-    new_params, new_state, _ = step(params, state, x, y)
-    with pytest.raises(DonatedError, match="donated"):
-        fnn.forward(params, x)
-    with pytest.raises(DonatedError, match="donated"):
-        step(params, new_state, x, y)
-    with pytest.raises(DonatedError, match="donated"):
-        opt.update(fnn.grads(new_params, x, y)[1], state, new_params)
-    step(new_params, new_state, x, y)  # continuing from what the step returned works
+    step = train_step(opt, activation="tanh", loss="cross_entropy")
+    kept = params["layer_0"]["w"]
+    value = kept.copy()
+    state, new = opt.init(params), params
+    for _ in range(3):
+        new, state, _ = step(new, state, x, y)
+    assert np.array_equal(kept, value)
+    assert not np.array_equal(new["layer_0"]["w"], value)  # training did move the weights
+    loss, g = fnn.grads(new, x, y)
+    kept_grad, kept_moment = g["layer_1"]["b"], state.first_moment
+    grad_value, moment_value = kept_grad.copy(), kept_moment.copy()
+    updates, later = opt.update(g, state, new, loss=loss)
+    fnn.apply_updates(new, updates)
+    opt.update(g, later, new, loss=loss)
+    assert np.array_equal(kept_grad, grad_value) and np.array_equal(kept_moment, moment_value)
+
+
+def test_fit_never_writes_the_params_it_gave_a_callback():
+    from fnn.data import Splits
+    from fnn.train import TrainConfig, fit
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((96, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 96)
+    splits = Splits(x[:64], y[:64], x[64:], y[64:], x[64:], y[64:])
+    kept = []
+
+    def on_checkpoint(model, state, arrays):
+        leaves = fnn.tree.tree_leaves_with_path(model)
+        kept.append((model, {key: leaf.copy() for key, leaf in leaves}))
+
+    config = TrainConfig(epochs=4, batch_size=8, hidden_size=5, num_layers=1, optimizer="adam",
+                         learning_rate=0.01)  # fmt: skip
+    fit(config, splits, on_checkpoint=on_checkpoint)
+    assert len(kept) == 4
+    for model, values in kept:  # what each epoch handed out is as it was then
+        for key, leaf in fnn.tree.tree_leaves_with_path(model):
+            assert np.array_equal(leaf, values[key]), key
+    for (earlier, _), (later, _) in zip(kept, kept[1:], strict=False):  # and each epoch's differ
+        assert not np.array_equal(earlier["layer_0"]["w"], later["layer_0"]["w"])
+
+
+def test_importing_fnn_leaves_the_allocator_alone(tmp_path):
+    # Every C function reached through ctypes is looked up by name on a CDLL: record them.
+    spy = """
+import ctypes
+looked_up = []
+class Spy(ctypes.CDLL):
+    def __getattr__(self, name):
+        looked_up.append(name)
+        return super().__getattr__(name)
+    def __getitem__(self, name):
+        looked_up.append(name)
+        return super().__getitem__(name)
+ctypes.CDLL = Spy
+import numpy as np
+import fnn
+params = fnn.init_mlp([3, 2])
+opt = fnn.optimizers.adam(0.1)
+loss, g = fnn.grads(params, np.ones((2, 3), np.float32), np.array([0, 1]))
+updates, state = opt.update(g, opt.init(params), params)
+fnn.apply_updates(params, updates)
+print(looked_up)
+"""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", spy], capture_output=True, text=True,
+                          cwd=tmp_path, check=True)  # fmt: skip
+    assert "mallopt" not in done.stdout, done.stdout
+    assert done.stdout.strip() == "[]", done.stdout  # no C function at all
 
 
 def test_core_keeps_no_hidden_module_level_state():
     # The only module-level containers of the core are its name registries (constant tables);
-    # no cache or registry of arrays, and no memoised function, can make a result depend on
-    # what ran before.
+    # no cache or registry of arrays can make a result depend on what ran before. The only
+    # memoised functions map hashable descriptions to immutable ones (sorted keys, layouts).
     import fnn.activations
     import fnn.init
     import fnn.losses
@@ -179,7 +239,23 @@ def test_core_keeps_no_hidden_module_level_state():
         for name, value in vars(module).items():
             if isinstance(value, dict | set | list) and not name.startswith("__"):
                 assert name in registries, f"{module.__name__}.{name}"
-            assert not hasattr(value, "cache_info"), f"{module.__name__}.{name} is memoised"
+            if hasattr(value, "cache_info"):
+                assert f"{module.__name__}.{name}" in MEMOISED, f"{module.__name__}.{name}"
+
+
+MEMOISED = {"fnn.tree._sorted", "fnn.tree._layout", "fnn.model._mlp_layout"}
+
+
+def test_memoised_descriptions_are_immutable_and_the_same_without_the_memo():
+    import fnn.model
+    import fnn.tree
+
+    params = fnn.init_mlp([3, 4, 2])
+    flat, layout = ravel(params)
+    assert isinstance(layout, tuple) and hash(layout) == hash(fnn.tree._layout.__wrapped__(
+        layout.treedef, layout.shapes, layout.dtype))  # fmt: skip
+    assert layout == fnn.model._mlp_layout.__wrapped__(((3, 4), (4, 2)), np.dtype(np.float32))
+    assert fnn.tree._sorted.__wrapped__(("layer_10", "layer_2")) == ("layer_2", "layer_10")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -220,9 +296,44 @@ def test_non_finite_gradient_stops_the_step_before_any_update():
     state = opt.init(params)
     x = np.array([[np.inf, 0.0, 1.0]], np.float32)
     loss, g = fnn.grads(params, x, np.array([1]))
-    assert np.isfinite(loss) and not np.all(np.isfinite(flatten(g)[0]))
-    for donate in (False, True):
-        step = train_step(opt, activation="tanh", loss="cross_entropy", donate=donate)
-        with pytest.raises(TrainingDiverged, match="gradient is not finite"):
-            step(params, state, x, np.array([1]))
-        assert np.all(np.isfinite(flatten(params)[0]))  # the last good params, untouched
+    assert np.isfinite(loss) and not np.all(np.isfinite(ravel(g)[0]))
+    step = train_step(opt, activation="tanh", loss="cross_entropy")
+    before = copy.deepcopy(params)
+    with pytest.raises(TrainingDiverged, match="gradient is not finite"):
+        step(params, state, x, np.array([1]))
+    assert_same_tree(params, before)  # the last good params, untouched
+
+
+def fnn_functions_run_by(call) -> set[str]:
+    """The distinct fnn functions (module:name) that ``call()`` runs, seen by ``sys.setprofile``
+    (comprehensions and generator expressions count as functions of their own)."""
+    import sys
+
+    seen: set[str] = set()
+    package = str(Path(fnn.__file__).parent)
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code.co_filename.startswith(package):
+            seen.add(f"{Path(frame.f_code.co_filename).stem}:{frame.f_code.co_name}")
+
+    sys.setprofile(profile)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    return seen
+
+
+def test_an_update_is_a_few_hops_from_the_arrays():
+    params = fnn.init_mlp([784, 128, 128, 128, 10])
+    x = np.random.default_rng(0).standard_normal((16, 784)).astype(np.float32)
+    opt = fnn.optimizers.adam(1e-3)
+    state = opt.init(params)
+    loss, g = fnn.grads(params, x, np.arange(16) % 10)
+    updates, state = opt.update(g, state, params, loss=loss)
+    update = fnn_functions_run_by(lambda: opt.update(g, state, params, loss=loss))
+    assert update == {"optimizers:update", "tree:ravel", "tree:_flatten", "optimizers:rule",
+                      "optimizers:lerp", "optimizers:scaled_ratio", "tree:unravel",
+                      "tree:_build"}, update  # fmt: skip
+    apply = fnn_functions_run_by(lambda: fnn.apply_updates(params, updates))
+    assert apply == {"tree:apply_updates", "tree:_flatten", "tree:_build"}, apply

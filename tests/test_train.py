@@ -248,7 +248,7 @@ def test_fit_with_cosine_schedule_learns():
 def test_resuming_from_any_epoch_gives_the_run_never_stopped_bit_for_bit(changes):
     import json
 
-    from fnn.tree import flatten
+    from fnn.tree import ravel
 
     config = dataclasses.replace(SMALL, epochs=4, **changes)
     snapshots = []
@@ -265,5 +265,5 @@ def test_resuming_from_any_epoch_gives_the_run_never_stopped_bit_for_bit(changes
 
     for snapshot in snapshots[:3]:
         resumed, resumed_history = fit(config, splits, resume=snapshot)
-        assert np.array_equal(flatten(resumed)[0], flatten(params)[0])
+        assert np.array_equal(ravel(resumed)[0], ravel(params)[0])
         assert values(resumed_history) == values(history)

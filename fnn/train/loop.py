@@ -1,4 +1,4 @@
-"""``fit``: the epochs of a configuration over a train/validation split — the donating step,
+"""``fit``: the epochs of a configuration over a train/validation split — the pure step,
 the learning-rate schedule, per-epoch evaluation, early stopping — returning the parameters and
 their history."""
 
@@ -17,7 +17,7 @@ from fnn.model import init_mlp
 from fnn.tracking import NoTracker, Tracker
 from fnn.train.config import TrainConfig, check_memory, load_splits, validate
 from fnn.train.step import SCHEDULES, TrainingDiverged, train_step
-from fnn.tree import Params, flatten
+from fnn.tree import Params, ravel
 
 
 @dataclass
@@ -51,14 +51,20 @@ def _leaves(tree: Params, prefix: str) -> dict[str, np.ndarray]:
 
 
 def _fill(tree: Params, arrays: dict[str, np.ndarray], prefix: str) -> Params:
-    """``tree`` (fresh, writable) with every leaf copied from ``arrays[prefix/layer/name]``."""
-    for key, leaf in _leaves(tree, prefix).items():
-        saved = arrays.get(key)
-        if saved is None or saved.shape != leaf.shape:
-            found = "missing" if saved is None else f"of shape {saved.shape}"
-            raise ResumeError(f"the checkpoint's {key} is {found} where the run has {leaf.shape}")
-        leaf[...] = saved
-    return tree
+    """A new tree like ``tree`` (two levels of dicts) with every leaf copied from
+    ``arrays[prefix/layer/name]`` in the leaf's dtype."""
+    out: Params = {}
+    for layer, leaves in tree.items():
+        out[layer] = {}
+        for name, leaf in leaves.items():
+            key, saved = f"{prefix}/{layer}/{name}", arrays.get(f"{prefix}/{layer}/{name}")
+            if saved is None or saved.shape != leaf.shape:
+                found = "missing" if saved is None else f"of shape {saved.shape}"
+                raise ResumeError(
+                    f"the checkpoint's {key} is {found} where the run has {leaf.shape}"
+                )
+            out[layer][name] = np.array(saved, dtype=leaf.dtype)
+    return out
 
 
 class ResumeError(ValueError):
@@ -72,9 +78,10 @@ def snapshot(run: _Run) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if run.best_params is not None:
         arrays.update(_leaves(run.best_params, "best"))
     scalars = {}
+    layout = run.opt_state.layout  # the moments are flat arrays: saved as trees, by name
     for name, value in zip(run.opt_state._fields, run.opt_state, strict=True):
-        if isinstance(value, dict):
-            arrays.update(_leaves(value, f"opt/{name}"))
+        if isinstance(value, np.ndarray):
+            arrays.update(_leaves(layout.unravel(value), f"opt/{name}"))
         elif isinstance(value, int | float):
             scalars[name] = value
     state = {
@@ -103,13 +110,13 @@ def _restore(
             f"the checkpoint holds a {state.get('optimizer')} state, the run a "
             f"{type(run.opt_state).__name__}"
         )
-    run.params = _fill(_copy(run.params), arrays, "params")
+    run.params = _fill(run.params, arrays, "params")
     if any(key.startswith("best/") for key in arrays):
-        run.best_params = _fill(_copy(run.params), arrays, "best")
-    fields = {}
+        run.best_params = _fill(run.params, arrays, "best")
+    fields, layout = {}, run.opt_state.layout
     for name, value in zip(run.opt_state._fields, run.opt_state, strict=True):
-        if isinstance(value, dict):
-            fields[name] = _fill(_copy(value), arrays, f"opt/{name}")
+        if isinstance(value, np.ndarray):
+            fields[name] = ravel(_fill(layout.unravel(value), arrays, f"opt/{name}"))[0]
         elif name in state["optimizer_scalars"]:
             fields[name] = type(value)(state["optimizer_scalars"][name])
     run.opt_state = run.opt_state._replace(**fields)
@@ -121,12 +128,6 @@ def _restore(
     run.best_loss = math.inf if state["best_loss"] is None else state["best_loss"]
     run.history = state["history"]
     return run, optimizer
-
-
-def _copy(params: Params) -> Params:
-    """A copy of ``params`` that later donated steps cannot overwrite."""
-    flat, layout = flatten(params)
-    return layout.unpack(flat.copy())
 
 
 def _progress(enabled: bool):
@@ -202,10 +203,9 @@ def fit(
     if splits is None:
         splits = load_splits(config, progress=progress)
     run, optimizer = _start(config, splits) if resume is None else _restore(config, splits, *resume)
-    step = train_step(  # fit owns params and opt_state: each step reuses their memory
-        optimizer, activation=config.activation, loss=config.loss, dropout=config.dropout,
-        donate=True,
-    )  # fmt: skip
+    step = train_step(
+        optimizer, activation=config.activation, loss=config.loss, dropout=config.dropout
+    )
     shuffled = np.empty_like(splits.x_train)  # every epoch's shuffled copy of the training set
     steps_per_epoch = -(-len(splits.y_train) // config.batch_size)
     # Overflow on the way to a non-finite loss is reported as TrainingDiverged, not as warnings.
@@ -245,7 +245,7 @@ def _model(run: _Run, config: TrainConfig) -> Params:
 
 
 def _step(run: _Run, step, config: TrainConfig, epoch: int, xb, yb, total: int, tracker) -> None:
-    """One donating update of ``run`` at the schedule's learning rate, and the running loss
+    """One update of ``run`` at the schedule's learning rate, and the running loss
     recorded every ``log_every`` steps."""
     scale = SCHEDULES[config.lr_schedule](run.global_step, total)
     try:
@@ -303,7 +303,7 @@ def _should_stop(run: _Run, config: TrainConfig, epoch: int, record: dict[str, A
             history=run.history,
         )
     if val_loss < run.best_loss:
-        run.best_loss, run.best_params, run.stale = val_loss, _copy(run.params), 0
+        run.best_loss, run.best_params, run.stale = val_loss, run.params, 0  # never written again
         run.history["best_epoch"] = epoch
     else:
         run.stale += 1

@@ -10,7 +10,7 @@ import numpy as np
 
 from fnn import optimizers
 from fnn.model import grads
-from fnn.tree import Params, apply_updates, flatten
+from fnn.tree import Params, apply_updates, ravel
 
 
 class TrainingDiverged(RuntimeError):
@@ -41,14 +41,11 @@ def constant(step: int, total: int) -> float:
 SCHEDULES: dict[str, Callable[[int, int], float]] = {"constant": constant, "cosine": cosine_decay}
 
 
-def scale_updates(updates: Params, factor: float, *, donate: bool = False) -> Params:
-    """``updates`` times ``factor``, as a new tree (or, with ``donate=True``, in the memory of
-    ``updates``, which the caller gives up). Every fnn optimizer's update is proportional to
-    its learning rate, so this is the update at learning rate ``factor * lr``."""
-    flat, layout = flatten(updates)
-    out = flat if donate else layout.empty()
-    np.multiply(flat, factor, out=out)
-    return layout.unpack(out)
+def scale_updates(updates: Params, factor: float) -> Params:
+    """``updates`` times ``factor``, as a new tree. Every fnn optimizer's update is proportional
+    to its learning rate, so this is the update at learning rate ``factor * lr``."""
+    flat, layout = ravel(updates)
+    return layout.unravel(np.multiply(flat, factor))
 
 
 def all_finite(flat: np.ndarray) -> bool:
@@ -60,23 +57,14 @@ def all_finite(flat: np.ndarray) -> bool:
 
 
 def train_step(
-    optimizer: optimizers.Optimizer,
-    *,
-    activation: str,
-    loss: str,
-    dropout: float = 0.0,
-    donate: bool = False,
+    optimizer: optimizers.Optimizer, *, activation: str, loss: str, dropout: float = 0.0
 ) -> Callable:
     """A step ``(params, opt_state, xb, yb, rng=None, lr_scale=1.0) -> (params, opt_state,
     loss)``: gradients, the optimizer's update (given the loss, for Eve), scaled by
     ``lr_scale`` (a learning-rate schedule's multiplier), and its application.
 
     The step is pure: it never writes its arguments (``rng`` advances, as any generator drawn
-    from), so a state can be stepped twice, branched or replayed. With ``donate=True`` the
-    caller gives ``params`` and ``opt_state`` up at every call, as JAX donates buffers: the
-    results are written into their memory, and the trees passed in must not be used again
-    (fnn's functions raise ``DonatedError`` when given one; continue from what the step
-    returned). ``fit`` steps this way.
+    from) and returns new arrays only, so a state can be stepped twice, branched or replayed.
 
     Raises ``TrainingDiverged`` before any update when the loss or a gradient is not finite,
     so the parameters given are the last good ones.
@@ -88,16 +76,14 @@ def train_step(
         )
         if not math.isfinite(value):
             raise TrainingDiverged(f"the minibatch loss is {value}")
-        if not all_finite(flatten(gradients)[0]):
+        if not all_finite(ravel(gradients)[0]):
             raise TrainingDiverged(
                 f"a gradient is not finite (minibatch loss {value:.4g}): check the inputs for "
                 "inf or nan"
             )
-        updates, opt_state = optimizer.update(
-            gradients, opt_state, params, loss=value, donate=donate
-        )
-        if lr_scale != 1.0:  # the updates are this step's own new arrays: scale them in place
-            updates = scale_updates(updates, lr_scale, donate=True)
-        return apply_updates(params, updates, donate=donate), opt_state, value
+        updates, opt_state = optimizer.update(gradients, opt_state, params, loss=value)
+        if lr_scale != 1.0:
+            updates = scale_updates(updates, lr_scale)
+        return apply_updates(params, updates), opt_state, value
 
     return step
