@@ -4,9 +4,8 @@ Parameters, gradients and updates are pytrees. These helpers walk them in one de
 order (dict keys sorted naturally, so ``layer_2`` comes before ``layer_10``) and refuse to
 combine trees whose structures differ. None of them writes its arguments.
 
-``ravel`` is the one bridge between a tree and a flat array, as JAX's ``ravel_pytree``:
-``flat, layout = ravel(tree)`` and ``layout.unravel(flat)`` gives the tree back. A ``Layout`` is
-only a description (structure, shapes, offsets, dtype), equal for trees alike in all of them.
+``flat, layout = ravel(tree)`` is the one bridge to a flat array, as JAX's ``ravel_pytree``,
+and ``layout.unravel(flat)`` gives the tree back; a ``Layout`` is only a frozen description.
 """
 
 from __future__ import annotations
@@ -37,48 +36,51 @@ def _sorted(keys: tuple) -> tuple:
     return tuple(sorted(keys, key=_natural_key))
 
 
-def _keys(node: dict) -> tuple:
-    return _sorted(tuple(node))
-
-
 class Layout(NamedTuple):
     """Where each leaf of a tree lives in one flat array: the tree's structure (``treedef``,
-    nested tuples as ``_flatten`` writes them), each leaf's shape and ``(start, stop)`` in the
-    flat array, the flat size and dtype.
+    nested tuples as ``_flatten`` writes them), each leaf's shape, dtype and ``(start, stop)``
+    in the flat array, the flat size and dtype (the leaves' common one).
 
     A frozen description and nothing more, so two layouts are equal when the trees they
     describe are alike. Tree functions treat a layout as static data, never as a container."""
 
     treedef: Any
     shapes: tuple[tuple[int, ...], ...]
+    dtypes: tuple[np.dtype, ...]
     bounds: tuple[tuple[int, int], ...]
     size: int
     dtype: np.dtype
 
     def unravel(self, flat: np.ndarray) -> PyTree:
         """The tree whose leaves are ``flat``'s consecutive pieces, reshaped: views of
-        ``flat`` (no copy) when it is a 1-D array of this layout's dtype, else of a copy."""
-        flat = np.asarray(flat)
-        if flat.shape != (self.size,):
-            raise ValueError(f"a flat array of {self.size} values expected, got {flat.shape}")
-        flat = flat.astype(self.dtype, copy=False)
-        views = []
-        for (start, stop), shape in zip(self.bounds, self.shapes, strict=True):
-            views.append(flat[start:stop].reshape(shape))
-        return _build(self.treedef, iter(views))
+        ``flat`` (no copy) when it is a 1-D array of this layout's dtype, and each leaf in its
+        own dtype (a copy where that differs from the flat one)."""
+        if type(flat) is not np.ndarray or flat.shape != (self.size,) or flat.dtype != self.dtype:
+            flat = np.asarray(flat)
+            if flat.shape != (self.size,):
+                raise ValueError(f"a flat array of {self.size} values expected, got {flat.shape}")
+            flat = flat.astype(self.dtype)
+        leaves = []
+        for (start, stop), shape, dtype in zip(self.bounds, self.shapes, self.dtypes, strict=True):
+            leaf = flat[start:stop] if len(shape) == 1 else flat[start:stop].reshape(shape)
+            leaves.append(
+                leaf if dtype is self.dtype or dtype == self.dtype else leaf.astype(dtype)
+            )
+        return _build(self.treedef, iter(leaves))
 
     def zeros(self) -> PyTree:
-        """A tree of this layout filled with zeros (one new flat array)."""
+        """A tree of this layout filled with zeros."""
         return self.unravel(np.zeros(self.size, self.dtype))
 
 
 @functools.lru_cache(maxsize=256)
-def _layout(treedef: Any, shapes: tuple, dtype: np.dtype) -> Layout:
-    """The ``Layout`` of leaves of ``shapes`` in a tree of structure ``treedef`` (remembered:
-    the trees of one training run are laid out alike, step after step)."""
+def _layout(treedef: Any, shapes: tuple, dtypes: tuple) -> Layout:
+    """The ``Layout`` of leaves of ``shapes`` and ``dtypes`` in a tree of structure ``treedef``
+    (remembered: the trees of one training run are laid out alike, step after step)."""
     ends = tuple(accumulate((math.prod(shape) for shape in shapes), initial=0))
     bounds = tuple(zip(ends[:-1], ends[1:], strict=True))
-    return Layout(treedef, shapes, bounds, ends[-1], np.dtype(dtype))
+    dtype = np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
+    return Layout(treedef, shapes, dtypes, bounds, ends[-1], dtype)
 
 
 def _flatten(node: Any, leaves: list) -> Any:
@@ -131,23 +133,21 @@ def ravel(tree: PyTree) -> tuple[np.ndarray, Layout]:
     returns do; checked by address), else a new copy: read it, never write it."""
     leaves: list = []
     treedef = _flatten(tree, leaves)
-    shapes, dtype, mixed = [], None, False
+    shapes, dtypes = [], []
     for index, leaf in enumerate(leaves):
         if type(leaf) is not np.ndarray:
             leaves[index] = leaf = np.asarray(leaf)
         shapes.append(leaf.shape)
-        mixed = mixed or (dtype is not None and leaf.dtype != dtype)
-        dtype = leaf.dtype if dtype is None else dtype
-    if mixed or dtype is None:
-        dtype = np.result_type(*leaves) if leaves else np.dtype(np.float64)
-    layout = _layout(treedef, tuple(shapes), dtype)
-    base = leaves[0].base if leaves and not mixed else None
+        dtypes.append(leaf.dtype)
+    layout = _layout(treedef, tuple(shapes), tuple(dtypes))
+    dtype, base = layout.dtype, leaves[0].base if leaves else None
     if type(base) is np.ndarray and base.shape == (layout.size,) and base.dtype == dtype:
         try:  # ctypes reads an array's address from its buffer 4x faster than NumPy's getters
             address, itemsize = addressof(c_char.from_buffer(base)), dtype.itemsize
             for leaf, (start, _) in zip(leaves, layout.bounds, strict=True):
                 if (
                     leaf.base is not base
+                    or leaf.dtype != dtype
                     or not leaf.flags.c_contiguous
                     or addressof(c_char.from_buffer(leaf)) != address + start * itemsize
                 ):
@@ -162,30 +162,22 @@ def ravel(tree: PyTree) -> tuple[np.ndarray, Layout]:
     return flat, layout
 
 
-def _children(node: Any) -> list | None:
-    """The children of a container node, in order, or None for a leaf (a ``Layout`` is a node
-    without children: static data, as JAX's auxiliary data)."""
+def _labelled(node: Any) -> list[tuple[str, Any]] | None:
+    """``(label, child)`` pairs of a container node (dict keys in order, NamedTuple field names,
+    indices), or None for a leaf; a ``Layout`` is a node without children (static data)."""
     if isinstance(node, dict):
-        return [node[key] for key in _keys(node)]
+        return [(str(key), node[key]) for key in _sorted(tuple(node))]
     if isinstance(node, Layout):
         return []
     if isinstance(node, tuple | list):
-        return list(node)
+        labels = getattr(node, "_fields", None) or [str(i) for i in range(len(node))]
+        return list(zip(labels, node, strict=True))
     return None
-
-
-def _labels(node: Any) -> list[str]:
-    """The path label of each child: dict keys, NamedTuple field names, list indices."""
-    if isinstance(node, dict):
-        return [str(key) for key in _keys(node)]
-    if isinstance(node, Layout):
-        return []
-    return list(getattr(node, "_fields", None) or map(str, range(len(node))))
 
 
 def _describe(node: Any) -> str:
     if isinstance(node, dict):
-        return f"a dict with keys {list(_keys(node))}"
+        return f"a dict with keys {list(_sorted(tuple(node)))}"
     if isinstance(node, Layout):
         return "a layout"
     if isinstance(node, tuple | list):
@@ -194,8 +186,8 @@ def _describe(node: Any) -> str:
 
 
 def _node_differs(node: Any, other: Any) -> bool:
-    if _children(node) is None:
-        return _children(other) is not None
+    if _labelled(node) is None:
+        return _labelled(other) is not None
     if isinstance(node, Layout):
         return node != other
     return not (
@@ -213,13 +205,12 @@ def difference(tree: PyTree, other: PyTree, *, shapes: bool = False) -> str | No
         where = path or "the root"
         if _node_differs(node, peer):
             return f"at {where}: {_describe(peer)}", _describe(node)
-        children = _children(node)
+        children = _labelled(node)
         if children is None:
             if shapes and np.shape(node) != np.shape(peer):
                 return f"at {where}: shape {np.shape(peer)}", f"shape {np.shape(node)}"
             return None
-        peers = _children(peer)
-        for label, child, peer_child in zip(_labels(node), children, peers, strict=True):
+        for (label, child), (_, peer_child) in zip(children, _labelled(peer), strict=True):
             found = find(f"{path}/{label}" if path else label, child, peer_child)
             if found is not None:
                 return found
@@ -234,29 +225,13 @@ def tree_map(f: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
 
     Raises ``ValueError`` naming the first place where a tree in ``rest`` differs.
     """
-
-    def walk(node: Any, others: tuple) -> Any:
-        if isinstance(node, dict):
-            for other in others:
-                if not isinstance(other, dict) or other.keys() != node.keys():
-                    raise _mismatch(tree, rest)
-            return {key: walk(node[key], tuple(o[key] for o in others)) for key in _keys(node)}
-        children = _children(node)
-        if children is None:
-            if any(_children(other) is not None for other in others):
-                raise _mismatch(tree, rest)
-            return f(node, *others)
-        if isinstance(node, Layout):
-            if any(other != node for other in others):
-                raise _mismatch(tree, rest)
-            return node
-        for other in others:
-            if type(other) is not type(node) or len(other) != len(node):
-                raise _mismatch(tree, rest)
-        values = [walk(child, tuple(o[i] for o in others)) for i, child in enumerate(children)]
-        return type(node)(*values) if hasattr(node, "_fields") else type(node)(values)
-
-    return walk(tree, rest)
+    leaves: list = []
+    treedef, columns = _flatten(tree, leaves), [leaves]
+    for other in rest:
+        columns.append([])
+        if _flatten(other, columns[-1]) != treedef:
+            raise _mismatch(tree, rest)
+    return _build(treedef, iter([f(*leaf) for leaf in zip(*columns, strict=True)]))
 
 
 def _mismatch(tree: PyTree, rest: tuple) -> ValueError:
@@ -280,11 +255,11 @@ def tree_leaves_with_path(tree: PyTree) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
 
     def walk(path: str, node: Any) -> None:
-        children = _children(node)
+        children = _labelled(node)
         if children is None:
             out.append((path, node))
             return
-        for label, child in zip(_labels(node), children, strict=True):
+        for label, child in children:
             walk(f"{path}/{label}" if path else label, child)
 
     walk("", tree)
@@ -297,30 +272,29 @@ def tree_zeros_like(tree: PyTree) -> PyTree:
 
 
 def apply_updates(params: Params, updates: Params) -> Params:
-    """``params + updates`` leaf by leaf, keeping each parameter's dtype (as
-    ``optax.apply_updates``), into one new flat array laid out as ``ravel(params)`` (one array
-    per leaf when the params' dtypes differ). Updates are already signed: an optimizer returns
-    ``-learning_rate * direction``. Neither argument is written."""
+    """``params + updates`` leaf by leaf, each in its parameter's dtype (as
+    ``optax.apply_updates``), into the views of one new flat array laid out as ``ravel(params)``
+    (a new array per leaf whose dtype differs from the others'). Updates are already signed: an
+    optimizer returns ``-learning_rate * direction``. Neither argument is written."""
     param_leaves, update_leaves = [], []
     treedef = _flatten(params, param_leaves)
     if _flatten(updates, update_leaves) != treedef:
         raise ValueError(f"updates differ from params {difference(params, updates)}")
-    shapes, dtypes = [], set()
+    shapes, dtypes = [], []
     for index, (param, update) in enumerate(zip(param_leaves, update_leaves, strict=True)):
-        param = param_leaves[index] = np.asarray(param)
-        if param.shape != np.shape(update):
-            problem = difference(params, updates, shapes=True)
-            raise ValueError(f"updates differ from params {problem}")
+        if type(param) is not np.ndarray:
+            param = param_leaves[index] = np.asarray(param)
+        if param.shape != (update.shape if type(update) is np.ndarray else np.shape(update)):
+            raise ValueError(
+                f"updates differ from params {difference(params, updates, shapes=True)}"
+            )
         shapes.append(param.shape)
-        dtypes.add(param.dtype)
-    if len(dtypes) > 1:  # mixed precision: each leaf keeps its own dtype
-        new = [np.add(p, u, dtype=p.dtype, casting="unsafe")
-               for p, u in zip(param_leaves, update_leaves, strict=True)]  # fmt: skip
-        return _build(treedef, iter(new))
-    layout = _layout(treedef, tuple(shapes), dtypes.pop() if dtypes else np.dtype(np.float64))
+        dtypes.append(param.dtype)
+    layout = _layout(treedef, tuple(shapes), tuple(dtypes))
     flat, new = np.empty(layout.size, layout.dtype), []
-    for param, update, (start, stop), shape in zip(
-        param_leaves, update_leaves, layout.bounds, layout.shapes, strict=True
+    for param, update, (start, stop), shape, dtype in zip(
+        param_leaves, update_leaves, layout.bounds, layout.shapes, layout.dtypes, strict=True
     ):
-        new.append(np.add(param, update, out=flat[start:stop].reshape(shape), casting="unsafe"))
+        out = flat[start:stop].reshape(shape) if dtype == layout.dtype else np.empty(shape, dtype)
+        new.append(np.add(param, update, out=out, casting="unsafe"))
     return _build(treedef, iter(new))

@@ -253,7 +253,7 @@ def test_memoised_descriptions_are_immutable_and_the_same_without_the_memo():
     params = fnn.init_mlp([3, 4, 2])
     flat, layout = ravel(params)
     assert isinstance(layout, tuple) and hash(layout) == hash(fnn.tree._layout.__wrapped__(
-        layout.treedef, layout.shapes, layout.dtype))  # fmt: skip
+        layout.treedef, layout.shapes, layout.dtypes))  # fmt: skip
     assert layout == fnn.model._mlp_layout.__wrapped__(((3, 4), (4, 2)), np.dtype(np.float32))
     assert fnn.tree._sorted.__wrapped__(("layer_10", "layer_2")) == ("layer_2", "layer_10")
 

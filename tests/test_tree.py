@@ -74,3 +74,39 @@ def test_apply_updates_rejects_shape_mismatch():
         fnn.apply_updates({"w": np.ones(3)}, {"w": np.ones((3, 1))})
     with pytest.raises(ValueError, match="updates differ from params at the root"):
         fnn.apply_updates({"w": np.ones(3)}, {"v": np.ones(3)})
+
+
+def test_ravel_returns_the_shared_memory_only_when_every_leaf_is_in_place():
+    from fnn.tree import ravel
+
+    params = fnn.init_mlp([3, 4, 4, 4, 2], seed=0)
+    flat, layout = ravel(params)
+    assert all(np.shares_memory(flat, leaf) for leaf in tree_leaves(params))
+    assert [path for path, _ in tree_leaves_with_path(params)][:4] == [
+        "layer_0/b", "layer_0/w", "layer_1/b", "layer_1/w"
+    ]  # fmt: skip
+    # views of the same memory in the wrong places are copied, in the tree's own order: two
+    # layers of the same shapes swapped (the layout is the same), a strided view in place of w
+    swapped = {**params, "layer_1": params["layer_2"], "layer_2": params["layer_1"]}
+    assert ravel(swapped)[1] is layout
+    strided = {**params, "layer_3": {"w": flat[1:17:2].reshape(4, 2), "b": params["layer_3"]["b"]}}
+    for tree in (swapped, strided):
+        copy, _ = ravel(tree)
+        assert not np.shares_memory(copy, flat)
+        expected = np.concatenate([np.ravel(leaf) for leaf in tree_leaves(tree)])
+        np.testing.assert_array_equal(copy, expected)
+    assert all(np.shares_memory(leaf, flat) for leaf in tree_leaves(layout.unravel(flat)))
+
+
+def test_unravel_gives_each_leaf_its_own_dtype_back():
+    from fnn.tree import ravel
+
+    tree = {"a": np.arange(3, dtype=np.float32), "b": (np.ones((2, 2)), np.int64(4))}
+    flat, layout = ravel(tree)
+    assert flat.dtype == np.float64 and layout.dtypes[0] == np.float32
+    back = layout.unravel(flat)
+    assert back["a"].dtype == np.float32 and back["b"][0].dtype == np.float64
+    assert back["b"][1].dtype == np.int64 and back["b"][1].shape == ()
+    np.testing.assert_array_equal(back["a"], tree["a"])
+    with pytest.raises(ValueError, match="a flat array of 8 values expected, got"):
+        layout.unravel(np.zeros(7))
