@@ -13,7 +13,8 @@ from fnn.registry import lookup
 
 class Activation(NamedTuple):
     """``forward(z, out=None) -> h`` and ``backward(delta, h) -> delta * f'(z)`` given
-    ``h = f(z)``. ``backward`` may overwrite ``delta`` (the caller's scratch) with the result."""
+    ``h = f(z)``. ``backward`` may overwrite ``delta`` with the result and ``h`` (both the
+    caller's scratch, which backprop no longer needs), so it makes no temporary."""
 
     forward: Callable[[np.ndarray], np.ndarray]
     backward: Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -55,18 +56,20 @@ def relu(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def _sigmoid_backward(delta: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """delta * sigma'(z) with sigma'(z) = sigma(z) (1 - sigma(z)) = h (1 - h)."""
-    slope = np.subtract(1, h)
-    slope *= h
-    delta *= slope
+    """delta * sigma'(z) with sigma'(z) = sigma(z) (1 - sigma(z)) = h (1 - h), as (delta h)
+    (1 - h), overwriting ``delta`` and ``h``."""
+    delta *= h
+    np.subtract(1, h, out=h)
+    delta *= h
     return delta
 
 
 def _tanh_backward(delta: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """delta * tanh'(z) with tanh'(z) = 1 - tanh(z)^2 = 1 - h^2."""
-    slope = np.multiply(h, h)
-    np.subtract(1, slope, out=slope)
-    delta *= slope
+    """delta * tanh'(z) with tanh'(z) = 1 - tanh(z)^2 = 1 - h^2, overwriting ``delta`` and
+    ``h``."""
+    np.multiply(h, h, out=h)
+    np.subtract(1, h, out=h)
+    delta *= h
     return delta
 
 

@@ -218,7 +218,7 @@ def grads(
             delta = delta @ weights[i][0].T
             if dropout:
                 delta *= masks[i - 1]
-            delta = act.backward(delta, activated[i - 1])
+            delta = act.backward(delta, activated[i - 1])  # overwrites both: no longer needed
     return value, gradients
 
 
