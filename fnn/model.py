@@ -50,7 +50,8 @@ def init_mlp(
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     shapes = tuple(zip(sizes[:-1], sizes[1:], strict=True))
-    params = _mlp_layout(shapes, dtype).zeros()  # one flat array, in ``fnn.tree.ravel`` order
+    layout = _mlp_layout(shapes, dtype)
+    params = layout.unravel(np.zeros(layout.size, dtype))  # one flat array, in ravel's order
     for i, (fan_in, fan_out) in enumerate(shapes):  # layers draw from rng in forward order
         params[f"layer_{i}"]["w"][...] = initialiser(rng, fan_in, fan_out, dtype)
     return params

@@ -155,7 +155,8 @@ def _checked(flat: np.ndarray, layout: Layout, state: Any, tree: Params, name: s
     if not isinstance(expected, Layout):
         raise ValueError(f"state.layout must be a Layout, got {type(expected).__name__}")
     if layout[:2] != expected[:2]:  # the structure or a shape differs (a dtype may)
-        problem = difference(expected.zeros(), tree, shapes=True) or "in its leaves"
+        template = expected.unravel(np.zeros(expected.size, expected.dtype))
+        problem = difference(template, tree, shapes=True) or "in its leaves"
         raise ValueError(f"{name} differ from the optimizer state {problem}")
     return flat.astype(expected.dtype, copy=False)
 

@@ -68,15 +68,10 @@ class Layout(NamedTuple):
             )
         return _build(self.treedef, iter(leaves))
 
-    def zeros(self) -> PyTree:
-        """A tree of this layout filled with zeros."""
-        return self.unravel(np.zeros(self.size, self.dtype))
-
 
 @functools.lru_cache(maxsize=256)
 def _layout(treedef: Any, shapes: tuple, dtypes: tuple) -> Layout:
-    """The ``Layout`` of leaves of ``shapes`` and ``dtypes`` in a tree of structure ``treedef``
-    (remembered: the trees of one training run are laid out alike, step after step)."""
+    """The ``Layout`` of such leaves in such a tree (remembered: a run's trees are alike)."""
     ends = tuple(accumulate((math.prod(shape) for shape in shapes), initial=0))
     bounds = tuple(zip(ends[:-1], ends[1:], strict=True))
     dtype = np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
@@ -117,7 +112,12 @@ def _build(treedef: Any, leaves) -> PyTree:
     if kind is dict:
         out = {}
         for key, child in zip(keys, children, strict=True):
-            out[key] = next(leaves) if child is None else _build(child, leaves)
+            if child is None:
+                out[key] = next(leaves)
+            elif child[0] is dict and child[2].count(None) == len(child[2]):  # a dict of leaves
+                out[key] = dict(zip(child[1], leaves, strict=False))  # stops at the last key
+            else:
+                out[key] = _build(child, leaves)
         return out
     if kind is Layout:
         return keys
