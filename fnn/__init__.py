@@ -10,30 +10,51 @@ Parameters are pytrees (nested dicts of arrays) passed through pure functions::
     params = fnn.apply_updates(params, updates)
 """
 
-from fnn import activations, init, losses, optimizers, tree
+from fnn import activations, init, losses, metrics, optimizers, tree, tree_math
 from fnn.activations import softmax
 from fnn.gradcheck import gradcheck
+from fnn.metrics import evaluate
 from fnn.model import forward, grads, init_mlp, loss_value
 from fnn.optimizers import Optimizer
-from fnn.tree import apply_updates, tree_leaves, tree_map, tree_zeros_like
+from fnn.tree import (
+    Layout,
+    apply_updates,
+    ravel,
+    tree_leaves,
+    tree_leaves_with_path,
+    tree_map,
+    tree_zeros_like,
+)
+from fnn.tree_math import global_norm, tree_add, tree_allclose, tree_scale, tree_vdot
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Layout",
     "Optimizer",
     "activations",
     "apply_updates",
+    "evaluate",
     "forward",
+    "global_norm",
     "gradcheck",
     "grads",
     "init",
     "init_mlp",
     "loss_value",
     "losses",
+    "metrics",
     "optimizers",
+    "ravel",
     "softmax",
     "tree",
+    "tree_add",
+    "tree_allclose",
     "tree_leaves",
+    "tree_leaves_with_path",
     "tree_map",
+    "tree_math",
+    "tree_scale",
+    "tree_vdot",
     "tree_zeros_like",
 ]

@@ -77,6 +77,16 @@ class EveState(NamedTuple):
     layout: Layout
 
 
+def _no_equality(self, other: object) -> bool:
+    raise TypeError(
+        f"a {type(self).__name__} holds arrays, so == has no single answer: compare states "
+        "with fnn.tree_allclose(a, b) (rtol=0 for exact equality)"
+    )
+
+
+for _state in (SGDState, MomentumState, RMSpropState, AdamState, EveState):
+    _state.__eq__ = _state.__ne__ = _no_equality  # as NumPy would, but saying what to use
+
 Factory = Callable[..., Optimizer]
 
 
