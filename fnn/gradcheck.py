@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fnn import losses
 from fnn.model import grads, loss_value
 from fnn.tree import Params, tree_leaves_with_path, tree_map
 
@@ -14,7 +15,7 @@ TOLERANCE = 1e-6
 
 
 def numerical_grads(
-    params: Params, x, y, *, activation: str, loss: str, eps: float = 1e-6
+    params: Params, x, y, *, activation: str, loss: str | losses.Loss, eps: float = 1e-6
 ) -> Params:
     """Central differences in float64, one parameter at a time:
     dL/dtheta_i ~ (L(theta + eps e_i) - L(theta - eps e_i)) / (2 eps)."""
@@ -42,7 +43,7 @@ def gradcheck(
     y,
     *,
     activation: str = "tanh",
-    loss: str = "cross_entropy",
+    loss: str | losses.Loss = "cross_entropy",
     eps: float = 1e-6,
 ) -> dict[str, float]:
     """Max relative error of ``fnn.grads`` against central differences, per leaf (float64).

@@ -10,7 +10,9 @@ import numpy as np
 from fnn.activations import row_max, row_sum, softmax
 from fnn.registry import lookup
 
-# (logits (B, C), targets (B, C) one-hot or (B,) int labels) -> (mean loss, dloss/dlogits)
+# The contract of every loss, built-in or a user's function given as ``loss=fn``:
+# fn(logits (B, C), targets: (B,) int labels or (B, C) rows summing to 1, in the logits' dtype)
+#   -> (the mean loss over the batch as a float, dloss/dlogits of shape (B, C))
 Loss = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
 
 
@@ -78,6 +80,14 @@ LOSSES: dict[str, Loss] = {
 }
 
 
-def get(name: str) -> Loss:
-    """The loss called ``name`` (case-insensitive)."""
-    return lookup(LOSSES, name, "loss")
+def get(loss: str | Loss) -> Loss:
+    """The loss called ``loss`` (case-insensitive), or ``loss`` itself when it is a function
+    with the contract above (``fn(logits, targets) -> (mean loss, dloss/dlogits)``)."""
+    if callable(loss):
+        return loss
+    if not isinstance(loss, str):
+        raise ValueError(
+            f"loss must be a name (one of {', '.join(LOSSES)}) or a function "
+            f"fn(logits, targets) -> (mean loss, dloss/dlogits), got {loss!r}"
+        )
+    return lookup(LOSSES, loss, "loss")

@@ -65,7 +65,7 @@ def evaluate(
     y: np.ndarray,
     *,
     activation: str = "tanh",
-    loss: str = "cross_entropy",
+    loss: str | losses.Loss = "cross_entropy",
     batch_size: int = 10_000,
 ) -> dict[str, Any]:
     """Loss, accuracy, predictions, confusion matrix, precision and recall of ``params`` on

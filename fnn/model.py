@@ -163,7 +163,7 @@ def grads(
     y: np.ndarray,
     *,
     activation: str = "tanh",
-    loss: str = "cross_entropy",
+    loss: str | losses.Loss = "cross_entropy",
     dropout: float = 0.0,
     rng: np.random.Generator | None = None,
 ) -> tuple[float, Params]:
@@ -173,6 +173,9 @@ def grads(
     and, for layer l with input ``h_l``:  ``dL/dw_l = h_l^T delta_l``, ``dL/db_l = sum_b delta_l``,
     ``delta_{l-1} = (delta_l w_l^T) * act'(z_{l-1})`` with ``act'`` taken from the stored
     outputs. The gradient with respect to ``x`` itself is never formed.
+
+    ``loss`` is a name (``fnn.losses.LOSSES``) or a function ``fn(logits, targets) -> (mean
+    loss, dloss/dlogits)`` (the contract in ``fnn.losses``; ``fnn.gradcheck`` checks one).
 
     ``dropout = p > 0`` applies inverted dropout (Srivastava et al. 2014) to every hidden
     layer's output: ``h <- h * mask / (1 - p)`` with ``mask ~ Bernoulli(1 - p)`` drawn from
@@ -206,6 +209,10 @@ def grads(
     logits = h @ w
     logits += b
     value, delta = loss_fn(logits, target)
+    if np.shape(delta) != logits.shape:  # a user's loss function may get this wrong
+        raise ValueError(f"the loss gradient must have the logits' shape {logits.shape}, "
+                         f"got {np.shape(delta)}")  # fmt: skip
+    value, delta = float(value), np.asarray(delta, dtype=h.dtype)
 
     # The gradients are written into one new flat array, which the optimizers read whole.
     layout = _mlp_layout(tuple(w.shape for w, _ in weights), h.dtype)
@@ -229,7 +236,7 @@ def loss_value(
     y: np.ndarray,
     *,
     activation: str = "tanh",
-    loss: str = "cross_entropy",
+    loss: str | losses.Loss = "cross_entropy",
 ) -> float:
     """Mean loss of ``params`` on ``(x, y)``, without gradients."""
     logits = forward(params, x, activation=activation)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from fnn import losses
+from fnn.gradcheck import TOLERANCE
 from fnn.losses import LOSSES, cross_entropy, log_softmax, mean_squared_error, one_hot
 
 RNG = np.random.default_rng(0)
@@ -68,3 +69,53 @@ def test_registry():
     assert losses.get("Cross_Entropy") is cross_entropy
     with pytest.raises(ValueError, match="mean_squared_error"):
         losses.get("hinge")
+
+
+def smoothed_cross_entropy(logits, targets, smoothing=0.1):
+    """A user's loss: cross-entropy against labels smoothed towards the uniform distribution."""
+    batch, classes = logits.shape
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    soft = np.full((batch, classes), smoothing / classes)
+    soft[np.arange(batch), targets] += 1 - smoothing
+    loss = float(-(soft * log_probs).sum()) / batch
+    return loss, (np.exp(log_probs) - soft) / batch
+
+
+def test_a_users_loss_trains_and_passes_the_gradient_check():
+    import fnn
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 5))
+    y = rng.integers(0, 3, 32)
+    params = fnn.init_mlp([5, 4, 3], dtype=np.float64)
+    errors = fnn.gradcheck(params, x[:6], y[:6], loss=smoothed_cross_entropy)
+    assert max(errors.values()) < TOLERANCE
+    opt = fnn.optimizers.adam(0.05)
+    state, first = opt.init(params), fnn.loss_value(params, x, y, loss=smoothed_cross_entropy)
+    for _ in range(50):
+        loss, g = fnn.grads(params, x, y, loss=smoothed_cross_entropy)
+        updates, state = opt.update(g, state, params, loss=loss)
+        params = fnn.apply_updates(params, updates)
+    assert fnn.loss_value(params, x, y, loss=smoothed_cross_entropy) < 0.8 * first
+    metrics = fnn.evaluate(params, x, y, loss=smoothed_cross_entropy)
+    assert metrics["loss"] == pytest.approx(
+        fnn.loss_value(params, x, y, loss=smoothed_cross_entropy)
+    )
+
+
+def test_a_wrong_user_gradient_fails_the_check_and_a_wrong_shape_is_one_line():
+    import fnn
+
+    def doubled(logits, targets):
+        loss, grad = smoothed_cross_entropy(logits, targets)
+        return loss, 2 * grad
+
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((6, 5)), rng.integers(0, 3, 6)
+    params = fnn.init_mlp([5, 4, 3], dtype=np.float64)
+    assert max(fnn.gradcheck(params, x, y, loss=doubled).values()) > 0.1
+    with pytest.raises(ValueError, match=r"the loss gradient must have the logits' shape \(6, 3\)"):
+        fnn.grads(params, x, y, loss=lambda logits, targets: (1.0, logits[:, :2]))
+    with pytest.raises(ValueError, match="loss must be a name .* or a function"):
+        fnn.grads(params, x, y, loss=3)
