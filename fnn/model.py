@@ -67,7 +67,7 @@ def layers(params: Params) -> list[dict[str, np.ndarray]]:
 
 def _weights(params: Params) -> list[tuple[np.ndarray, np.ndarray]]:
     """``[(w, b), ...]`` in forward order, read by name (``params["layer_0"]["w"]``), after
-    checking the names and that the shapes chain."""
+    checking the names, that the shapes chain and that every leaf has one float dtype."""
     if not isinstance(params, dict) or not params:
         raise ValueError(
             "params must be a non-empty dict {'layer_0': {'w': ..., 'b': ...}, ...} "
@@ -94,6 +94,14 @@ def _weights(params: Params) -> list[tuple[np.ndarray, np.ndarray]]:
             )
         weights.append((w, b))
         fan_in = w.shape[1]
+    dtype = weights[0][0].dtype
+    for i, (w, b) in enumerate(weights):  # one dtype, as init_mlp makes them (decided: no mixing)
+        if w.dtype != dtype or b.dtype != dtype or dtype not in (np.float32, np.float64):
+            raise ValueError(
+                f"params must all be float32 or all float64 (as fnn.init_mlp makes them), got "
+                f"layer_0/w {dtype}, layer_{i}/w {w.dtype} and layer_{i}/b {b.dtype}; convert "
+                "with fnn.tree_map(lambda a: a.astype(np.float32), params)"
+            )
     return weights
 
 

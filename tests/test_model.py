@@ -244,3 +244,20 @@ def test_malformed_params_are_explained():
         fnn.init_mlp([True, 2])
     with pytest.raises(ValueError, match="float32 or float64"):
         fnn.init_mlp([3, 2], dtype=np.float16)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: {**p, "layer_0": {**p["layer_0"], "w": p["layer_0"]["w"].astype(np.float64)}},
+        lambda p: {**p, "layer_1": {**p["layer_1"], "b": p["layer_1"]["b"].astype(np.float64)}},
+        lambda p: fnn.tree_map(lambda a: a.astype(np.int64), p),
+        lambda p: fnn.tree_map(lambda a: a.astype(np.float16), p),
+    ],
+)
+def test_params_of_mixed_or_non_float_dtypes_are_one_line(change):
+    params = change(fnn.init_mlp([3, 4, 2]))
+    x, y = np.ones((2, 3), np.float32), np.array([0, 1])
+    for call in (fnn.grads, fnn.loss_value):
+        with pytest.raises(ValueError, match="params must all be float32 or all float64"):
+            call(params, x, y)
