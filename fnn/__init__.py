@@ -10,7 +10,7 @@ Parameters are pytrees (nested dicts of arrays) passed through pure functions::
     params = fnn.apply_updates(params, updates)
 """
 
-from fnn import activations, init, losses, metrics, optimizers, tree, tree_math
+from fnn import activations, init, losses, metrics, optimizers, tree, tree_io, tree_math
 from fnn.activations import softmax
 from fnn.gradcheck import gradcheck
 from fnn.metrics import evaluate
@@ -25,6 +25,7 @@ from fnn.tree import (
     tree_map,
     tree_zeros_like,
 )
+from fnn.tree_io import from_arrays, load_tree, save_tree, to_arrays
 from fnn.tree_math import global_norm, tree_add, tree_allclose, tree_scale, tree_vdot
 
 __version__ = "0.1.0"
@@ -36,23 +37,28 @@ __all__ = [
     "apply_updates",
     "evaluate",
     "forward",
+    "from_arrays",
     "global_norm",
     "gradcheck",
     "grads",
     "init",
     "init_mlp",
+    "load_tree",
     "loss_value",
     "losses",
     "metrics",
     "optimizers",
     "ravel",
+    "save_tree",
     "softmax",
+    "to_arrays",
     "tree",
     "tree_add",
     "tree_allclose",
     "tree_leaves",
     "tree_leaves_with_path",
     "tree_map",
+    "tree_io",
     "tree_math",
     "tree_scale",
     "tree_vdot",

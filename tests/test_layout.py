@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fnn"
-CORE = ("activations", "constraints", "gradcheck", "init", "losses", "metrics", "tree_math",
-        "model", "optimizers", "registry", "tree", "__init__")  # fmt: skip
+CORE = ("activations", "constraints", "gradcheck", "init", "losses", "metrics", "tree_io",
+        "tree_math", "model", "optimizers", "registry", "tree", "__init__")  # fmt: skip
 APPLICATION_DEPENDENCIES = ("wandb", "optuna", "matplotlib", "typer", "rich", "pooch", "yaml")
 
 

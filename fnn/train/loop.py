@@ -17,7 +17,8 @@ from fnn.model import init_mlp
 from fnn.tracking import NoTracker, Tracker
 from fnn.train.config import TrainConfig, check_memory, load_splits, validate
 from fnn.train.step import SCHEDULES, TrainingDiverged, train_step
-from fnn.tree import Params, ravel
+from fnn.tree import Params, ravel, tree_leaves_with_path
+from fnn.tree_io import from_arrays, to_arrays
 
 
 @dataclass
@@ -46,25 +47,23 @@ class _Run:
 
 
 def _leaves(tree: Params, prefix: str) -> dict[str, np.ndarray]:
-    return {f"{prefix}/{layer}/{name}": leaf for layer, leaves in tree.items()
-            for name, leaf in leaves.items()}  # fmt: skip
+    """``fnn.to_arrays(tree)`` with every path under ``prefix/``: the checkpoint's names."""
+    return {f"{prefix}/{path}": array for path, array in to_arrays(tree).items()}
 
 
 def _fill(tree: Params, arrays: dict[str, np.ndarray], prefix: str) -> Params:
-    """A new tree like ``tree`` (two levels of dicts) with every leaf copied from
-    ``arrays[prefix/layer/name]`` in the leaf's dtype."""
-    out: Params = {}
-    for layer, leaves in tree.items():
-        out[layer] = {}
-        for name, leaf in leaves.items():
-            key, saved = f"{prefix}/{layer}/{name}", arrays.get(f"{prefix}/{layer}/{name}")
-            if saved is None or saved.shape != leaf.shape:
-                found = "missing" if saved is None else f"of shape {saved.shape}"
-                raise ResumeError(
-                    f"the checkpoint's {key} is {found} where the run has {leaf.shape}"
-                )
-            out[layer][name] = np.array(saved, dtype=leaf.dtype)
-    return out
+    """A new tree like ``tree`` with every leaf from ``arrays[prefix/path]`` (``from_arrays``),
+    or ``ResumeError`` naming the first one missing or of another shape."""
+    picked = {}
+    for path, leaf in tree_leaves_with_path(tree):
+        key, saved = f"{prefix}/{path}", arrays.get(f"{prefix}/{path}")
+        if saved is None or saved.shape != np.shape(leaf):
+            found = "missing" if saved is None else f"of shape {saved.shape}"
+            raise ResumeError(
+                f"the checkpoint's {key} is {found} where the run has {np.shape(leaf)}"
+            )
+        picked[path] = saved
+    return from_arrays(tree, picked)
 
 
 class ResumeError(ValueError):
