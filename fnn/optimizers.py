@@ -94,8 +94,11 @@ def constrained(**table: Constraint) -> Callable[[Factory], Factory]:
     """Declare the valid values of an optimizer factory's hyperparameters, next to it (as
     scikit-learn's ``_parameter_constraints``). The factory then receives its arguments checked
     and as Python floats (which keep float32 state float32, NEP 50), and a bad one raises
-    ``ConstraintError`` (a ``ValueError``) naming it. ``fnn train``'s options and help, its config
-    check and the sweep check read the same table through ``constraints(name)``."""
+    ``ConstraintError`` (a ``ValueError``) naming it. A ``learning_rate`` that is a function of
+    the step count (0 for the first update, as optax's schedules) gives
+    ``chain(factory(1.0, ...), scale_by_schedule(learning_rate))``. ``fnn train``'s options and
+    help, its config check and the sweep check read the same table through ``constraints(name)``.
+    """
 
     def declare(factory: Factory) -> Factory:
         signature = inspect.signature(factory)
@@ -106,7 +109,12 @@ def constrained(**table: Constraint) -> Callable[[Factory], Factory]:
         def checked(*args, **kwargs):
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
+            schedule = bound.arguments.get("learning_rate")
+            if callable(schedule):  # every update is proportional to the learning rate
+                bound.arguments["learning_rate"] = 1.0
             values = {name: table[name].check(name, v) for name, v in bound.arguments.items()}
+            if callable(schedule):
+                return chain(factory(**values), scale_by_schedule(schedule))
             return factory(**values)
 
         checked.constraints = dict(table)
@@ -380,6 +388,78 @@ def eve(
 
     rule = adam_rule(learning_rate, beta1, beta2, epsilon, feedback=feedback)
     return lift(EveState, rule, weight_decay, count=0, feedback=1.0, smoothed_loss=0.0)
+
+
+class EmptyState(NamedTuple):
+    """The state of a transformation that keeps none (as ``optax.EmptyState``)."""
+
+
+class ScheduleState(NamedTuple):
+    count: int  # updates made so far
+
+
+def chain(*transforms: Optimizer) -> Optimizer:
+    """The transformations one after the other, as ``optax.chain``: each one's updates are the
+    next one's grads, the state is the tuple of their states, and ``params`` and ``loss`` (for
+    Eve) reach every one. ``chain(clip_by_global_norm(1.0), adam(1e-3))`` clips, then steps."""
+
+    def init(params):
+        return tuple(transform.init(params) for transform in transforms)
+
+    def update(grads, state, params=None, *, loss=None):
+        if not isinstance(state, tuple) or len(state) != len(transforms):
+            raise ValueError(f"state must be the tuple of {len(transforms)} states that this "
+                             "chain's init returned")  # fmt: skip
+        states = []
+        for transform, inner in zip(transforms, state, strict=True):
+            grads, inner = transform.update(grads, inner, params, loss=loss)
+            states.append(inner)
+        return grads, tuple(states)
+
+    return Optimizer(init, update)
+
+
+def clip_by_global_norm(max_norm: float) -> Optimizer:
+    """Grads scaled to global norm ``max_norm`` when theirs is larger (Pascanu et al. 2013), as
+    ``optax.clip_by_global_norm``: g <- g max_norm / ||g|| if ||g|| >= max_norm, else g, with
+    ||g|| = sqrt(sum of every squared value). Its state is an ``EmptyState``."""
+    max_norm = POSITIVE.check("max_norm", max_norm)
+
+    def update(grads, state, params=None, *, loss=None):
+        flat, layout = ravel(grads)
+        norm = math.sqrt(float(np.vdot(flat, flat)))
+        if norm < max_norm:
+            return grads, state
+        return layout.unravel(np.multiply(flat, max_norm / norm)), state
+
+    return Optimizer(lambda params: EmptyState(), update)
+
+
+def scale_by_schedule(schedule: Callable[[int], float]) -> Optimizer:
+    """Updates times ``schedule(count)``, count = 0 for the first update, as
+    ``optax.scale_by_schedule``. Its state is a ``ScheduleState``."""
+    if not callable(schedule):
+        raise ValueError(f"schedule must be a function of the step count, got {schedule!r}")
+
+    def update(grads, state, params=None, *, loss=None):
+        if not isinstance(state, ScheduleState):
+            raise ValueError("state must be the ScheduleState that scale_by_schedule's init gave")
+        flat, layout = ravel(grads)
+        scaled = layout.unravel(np.multiply(flat, float(schedule(state.count))))
+        return scaled, ScheduleState(state.count + 1)
+
+    return Optimizer(lambda params: ScheduleState(0), update)
+
+
+def cosine_decay_schedule(init_value: float, decay_steps: int) -> Callable[[int], float]:
+    """``init_value (1 + cos(pi min(count, decay_steps) / decay_steps)) / 2`` (Loshchilov &
+    Hutter, "SGDR", ICLR 2017, eq. 5 without restarts), as ``optax.cosine_decay_schedule``
+    with alpha 0."""
+    init_value, decay_steps = POSITIVE.check("init_value", init_value), int(decay_steps)
+    if decay_steps < 1:
+        raise ValueError(f"decay_steps must be a positive integer, got {decay_steps}")
+    return lambda count: init_value * 0.5 * (1 + math.cos(math.pi * min(count, decay_steps)
+                                                          / decay_steps))  # fmt: skip
 
 
 OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {

@@ -36,7 +36,7 @@ def run_example(name: str, tmp_path) -> str:
 def test_readme_shows_every_recipe_verbatim():
     readme = (REPO / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
-    for name in ("save_and_resume.py", "custom_loss.py"):
+    for name in ("save_and_resume.py", "custom_loss.py", "clip_and_schedule.py"):
         assert (REPO / "examples" / name).read_text() in blocks, name
 
 
@@ -54,3 +54,9 @@ def test_a_custom_loss_is_checked_and_trains(tmp_path):
     error = float(re.search(r"error: ([\d.e+-]+)", out).group(1))
     before, after = map(float, re.search(r"loss ([\d.]+) -> ([\d.]+)", out).groups())
     assert error < 1e-6 and after < 0.5 * before, out
+
+
+def test_a_clipped_adam_on_a_cosine_schedule_trains(tmp_path):
+    out = run_example("clip_and_schedule.py", tmp_path)
+    loss = float(re.search(r"loss after 200 steps: ([\d.]+)", out).group(1))
+    assert loss < 0.5 and "schedule count: 200" in out, out

@@ -523,3 +523,66 @@ def test_boundary_values_are_accepted(name):
         if key in hp:
             hp[key] = 0.0
     assert np.all(np.isfinite(one_step(get(name, **hp))))
+
+
+def test_chain_of_clipping_and_adam_on_a_cosine_schedule_matches_optax_for_200_steps():
+    jax = pytest.importorskip("jax")
+    optax = pytest.importorskip("optax")
+    from fnn.optimizers import adam, chain, clip_by_global_norm, cosine_decay_schedule
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 6)), rng.integers(0, 3, 32)
+    ours = fnn.init_mlp([6, 5, 3], dtype=np.float64)
+    opt = chain(clip_by_global_norm(1.0), adam(cosine_decay_schedule(1e-2, 200)))
+    state, clipped = opt.init(ours), 0
+    with jax.enable_x64(True):
+        reference = optax.chain(
+            optax.clip_by_global_norm(1.0), optax.adam(optax.cosine_decay_schedule(1e-2, 200))
+        )
+        theirs = fnn.tree_map(jax.numpy.asarray, ours)
+        reference_state = reference.init(theirs)
+        for _ in range(200):
+            loss, g = fnn.grads(ours, x, y)
+            g = fnn.tree_scale(g, 20.0)  # large enough that the clipping acts
+            clipped += fnn.global_norm(g) > 1.0
+            updates, state = opt.update(g, state, ours, loss=loss)
+            ours = fnn.apply_updates(ours, updates)
+            _, h = fnn.grads(fnn.tree_map(np.asarray, theirs), x, y)
+            h = fnn.tree_map(jax.numpy.asarray, fnn.tree_scale(h, 20.0))
+            steps, reference_state = reference.update(h, reference_state, theirs)
+            theirs = optax.apply_updates(theirs, steps)
+    assert clipped > 100
+    theirs = fnn.tree_map(np.asarray, theirs)
+    assert fnn.tree_allclose(ours, theirs, rtol=1e-6, atol=1e-9)
+    assert not fnn.tree_allclose(ours, fnn.init_mlp([6, 5, 3], dtype=np.float64), rtol=1e-3)
+
+
+def test_a_learning_rate_schedule_is_a_chain_with_the_step_count():
+    from fnn.optimizers import ScheduleState
+
+    params = fnn.init_mlp([3, 2], dtype=np.float64)
+    x, y = np.ones((2, 3)), np.array([0, 1])
+    seen = []
+    opt = fnn.optimizers.sgd(lambda count: seen.append(count) or 0.1 / (count + 1))
+    state = opt.init(params)
+    loss, g = fnn.grads(params, x, y)
+    first, state = opt.update(g, state, params, loss=loss)
+    second, state = opt.update(g, state, params, loss=loss)
+    assert seen == [0, 1] and state[1] == ScheduleState(2)
+    np.testing.assert_allclose(fnn.ravel(first)[0], -0.1 * fnn.ravel(g)[0])
+    np.testing.assert_allclose(fnn.ravel(second)[0], -0.05 * fnn.ravel(g)[0])
+
+
+def test_eve_gets_the_loss_through_a_chain():
+    from fnn.optimizers import chain, clip_by_global_norm
+
+    params = fnn.init_mlp([3, 2], dtype=np.float64)
+    x, y = np.ones((2, 3)), np.array([0, 1])
+    opt = chain(clip_by_global_norm(10.0), fnn.optimizers.eve(0.01))
+    state = opt.init(params)
+    for loss in (2.0, 1.0):
+        _, g = fnn.grads(params, x, y)
+        _, state = opt.update(g, state, params, loss=loss)
+    assert state[1].smoothed_loss != 0.0 and state[1].count == 2
+    with pytest.raises(fnn.optimizers.LossError):
+        opt.update(g, state, params)

@@ -110,3 +110,19 @@ def test_unravel_gives_each_leaf_its_own_dtype_back():
     np.testing.assert_array_equal(back["a"], tree["a"])
     with pytest.raises(ValueError, match="a flat array of 8 values expected, got"):
         layout.unravel(np.zeros(7))
+
+
+def test_a_round_trip_through_ravel_leaves_the_original_tree_usable():
+    params = fnn.init_mlp([4, 3, 2], seed=0)
+    flat, layout = fnn.ravel(params)
+    back = layout.unravel(flat)
+    x, y = np.ones((2, 4), np.float32), np.array([0, 1])
+    for tree in (params, back):  # both work, and give the same numbers
+        np.testing.assert_array_equal(fnn.forward(tree, x), fnn.forward(params, x))
+        assert fnn.loss_value(tree, x, y) == fnn.loss_value(params, x, y)
+        loss, g = fnn.grads(tree, x, y)
+        opt = fnn.optimizers.adam(0.1)
+        updates, _ = opt.update(g, opt.init(tree), tree, loss=loss)
+        assert fnn.tree_allclose(
+            fnn.apply_updates(tree, updates), fnn.apply_updates(back, updates), rtol=0
+        )
