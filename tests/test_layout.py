@@ -179,3 +179,14 @@ def test_a_missing_optional_dependency_is_one_line_naming_the_extra(tmp_path):
     assert result.stderr.strip() == (
         "fnn: this needs optuna, which is missing: pip install 'fnn[cli]'"
     )
+
+
+def test_the_readme_api_table_lists_every_public_function():
+    import fnn
+
+    readme = (PACKAGE.parent / "README.md").read_text()
+    table = readme[readme.index("## API") : readme.index("**Pure by contract.**")]
+    modules = {"activations", "init", "losses", "metrics", "optimizers", "tree", "tree_io",
+               "tree_math"}  # fmt: skip
+    for name in set(fnn.__all__) - modules:
+        assert f"`fnn.{name}" in table, name

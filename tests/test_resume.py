@@ -242,3 +242,28 @@ def test_a_signal_saves_says_how_to_resume_and_marks_the_wandb_run(
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((folder / "state.json").read_text())["wandb_run_id"] == run_id
     assert len(list((tmp_path / "wandb").glob(f"offline-run-*-{run_id}"))) == 2  # one W&B run
+
+
+def test_a_checkpoint_from_before_schedules_were_chains_resumes(tmp_path):
+    """Scheduled runs saved the optimizer's state alone (``opt/first_moment/...``, optimizer
+    ``AdamState``); such a checkpoint resumes into the chain, the schedule's count being the
+    number of updates, exactly as the same checkpoint named the new way."""
+    from fnn import tree_allclose
+    from fnn.data import Splits
+    from fnn.train import TrainConfig, fit
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 6)).astype(np.float32), rng.integers(0, 3, 64)
+    splits = Splits(x[:48], y[:48], x[48:], y[48:], x[48:], y[48:])
+    config = TrainConfig(epochs=3, batch_size=16, hidden_size=5, num_layers=1,
+                         lr_schedule="cosine")  # fmt: skip
+    saved = []
+    straight, _ = fit(config, splits, on_checkpoint=lambda m, s, a: saved.append((s, a)))
+    state, arrays = saved[0]
+    assert state["optimizer"] == "chain(AdamState, ScheduleState)"
+    assert state["optimizer_scalars"] == {"0/count": 3, "1/count": 3}
+    old_state = {**state, "optimizer": "AdamState", "optimizer_scalars": {"count": 3}}
+    old_arrays = {key.replace("opt/0/", "opt/", 1): value for key, value in arrays.items()}
+    assert "opt/first_moment/layer_0/w" in old_arrays
+    resumed, _ = fit(config, splits, resume=(old_state, old_arrays))
+    assert tree_allclose(resumed, straight, rtol=0)

@@ -174,7 +174,13 @@ def test_config_values_are_type_checked():
 
 
 def test_cosine_decay_endpoints():
-    from fnn.train import cosine_decay
+    from fnn.optimizers import cosine_decay_schedule
+
+    schedule = cosine_decay_schedule(1.0, 10)
+
+    def cosine_decay(step, total):
+        assert total == 10
+        return schedule(step)
 
     assert cosine_decay(0, 10) == 1.0 and cosine_decay(5, 10) == pytest.approx(0.5)
     assert cosine_decay(10, 10) == pytest.approx(0.0) and cosine_decay(12, 10) == cosine_decay(
@@ -184,10 +190,11 @@ def test_cosine_decay_endpoints():
 
 @pytest.mark.parametrize("name", ["momentum", "adam", "sgd"])
 def test_cosine_schedule_matches_torch_cosine_annealing(name):
-    """train_step with lr_scale = cosine_decay(t, T) is torch's optimizer stepped with
-    CosineAnnealingLR(T_max=T, eta_min=0): same params after T float64 updates."""
+    """train_step with an optimizer on the cosine schedule (fnn.train.SCHEDULES["cosine"]) is
+    torch's optimizer stepped with CosineAnnealingLR(T_max=T, eta_min=0): same params after T
+    float64 updates."""
     torch = pytest.importorskip("torch")
-    from fnn.train import cosine_decay
+    from fnn.train import SCHEDULES
 
     total, sizes, lr = 25, [6, 5, 3], 0.05
     hparams = {"momentum": {"momentum": 0.85, "weight_decay": 0.01}, "adam": {}, "sgd": {}}[name]
@@ -206,14 +213,14 @@ def test_cosine_schedule_matches_torch_cosine_annealing(name):
         "sgd": lambda p: torch.optim.SGD(p, lr=lr),
     }[name](model.parameters())
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(theirs, T_max=total, eta_min=0)
-    optimizer = fnn.optimizers.get(name, learning_rate=lr, **hparams)
+    optimizer = fnn.optimizers.get(name, learning_rate=SCHEDULES["cosine"](lr, total), **hparams)
     state, step = (
         optimizer.init(params),
         train_step(optimizer, activation="tanh", loss="cross_entropy"),
     )
-    for t in range(total):
+    for _ in range(total):
         x, y = rng.standard_normal((8, 6)), rng.integers(0, 3, 8)
-        params, state, _ = step(params, state, x, y, lr_scale=cosine_decay(t, total))
+        params, state, _ = step(params, state, x, y)
         theirs.zero_grad()
         torch.nn.functional.cross_entropy(
             model(torch.from_numpy(x)), torch.from_numpy(y)

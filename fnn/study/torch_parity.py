@@ -79,10 +79,10 @@ def _train_both(
     total = config.epochs * -(-len(splits.y_train) // config.batch_size)
     if config.lr_schedule == "cosine":
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(theirs, T_max=total, eta_min=0)
-    ours = optimizers.get(config.optimizer, **hparams)
+    learning_rate = SCHEDULES[config.lr_schedule](hparams["learning_rate"], total)
+    ours = optimizers.get(config.optimizer, **{**hparams, "learning_rate": learning_rate})
     state = ours.init(params)
     step = train_step(ours, activation=config.activation, loss=config.loss)
-    multiplier = SCHEDULES[config.lr_schedule]
     our_losses, their_losses = [], []
     started = time.perf_counter()
     # torch.optim keeps some state (NAdam's mu product) in the default dtype: float64 here.
@@ -91,8 +91,7 @@ def _train_both(
     try:
         for _ in range(config.epochs):
             for xb, yb in data.batches(splits.x_train, splits.y_train, config.batch_size, rng):
-                scale = multiplier(len(our_losses), total)
-                params, state, value = step(params, state, xb, yb, lr_scale=scale)
+                params, state, value = step(params, state, xb, yb)
                 our_losses.append(value)
                 their_losses.append(_torch_step(torch, model, theirs, schedule, xb, yb, config))
     finally:

@@ -23,15 +23,13 @@ from fnn.train.step import (
     TrainingDiverged,
     all_finite,
     constant,
-    cosine_decay,
-    scale_updates,
+    cosine,
     train_step,
 )
 
 __all__ = [
     "CONSTRAINTS", "DTYPES", "FIELDS", "OPTIMIZER_FIELDS", "SCHEDULES", "ConfigError",
     "ResumeError", "TrainConfig", "TrainingDiverged", "all_finite", "check_memory",
-    "check_resume", "constant", "constraint", "cosine_decay", "fit", "hyperparameter_constraint",
-    "hyperparameter_names", "load_splits", "scale_updates", "snapshot", "takers", "train_step",
-    "validate",
+    "check_resume", "constant", "constraint", "cosine", "fit", "hyperparameter_constraint",
+    "hyperparameter_names", "load_splits", "snapshot", "takers", "train_step", "validate",
 ]  # fmt: skip

@@ -70,28 +70,51 @@ class ResumeError(ValueError):
     """A saved training state that does not fit the configuration it is resumed with."""
 
 
+def _state_name(state: Any) -> str:
+    """``AdamState``, or ``chain(AdamState, ScheduleState)`` for a chain's tuple of states."""
+    if type(state) is tuple:
+        return f"chain({', '.join(_state_name(inner) for inner in state)})"
+    return type(state).__name__
+
+
 def snapshot(run: _Run) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Everything ``fit`` needs to continue ``run`` bit for bit after its last complete epoch:
-    JSON-ready values and named arrays (parameters, best parameters, optimizer state)."""
+    JSON-ready values and named arrays (parameters, best parameters, optimizer state). The
+    state's flat moments are saved as trees of the params' layout (``opt/first_moment/layer_0/w``,
+    ``opt/0/first_moment/...`` inside a chain), its numbers in ``optimizer_scalars``."""
     arrays = _leaves(run.params, "params")
     if run.best_params is not None:
         arrays.update(_leaves(run.best_params, "best"))
-    scalars = {}
-    layout = run.opt_state.layout  # the moments are flat arrays: saved as trees, by name
-    for name, value in zip(run.opt_state._fields, run.opt_state, strict=True):
+    layout, scalars = ravel(run.params)[1], {}
+    for path, value in tree_leaves_with_path(run.opt_state):
         if isinstance(value, np.ndarray):
-            arrays.update(_leaves(layout.unravel(value), f"opt/{name}"))
+            arrays.update(_leaves(layout.unravel(value), f"opt/{path}"))
         elif isinstance(value, int | float):
-            scalars[name] = value
+            scalars[path] = value
     state = {
         "epoch": run.epoch, "global_step": run.global_step, "loss_sum": run.loss_sum,
         "loss_count": run.loss_count, "stale": run.stale,
         "best_loss": run.best_loss if math.isfinite(run.best_loss) else None,
-        "history": run.history, "optimizer": type(run.opt_state).__name__,
+        "history": run.history, "optimizer": _state_name(run.opt_state),
         "optimizer_scalars": scalars, "batch_rng": run.batch_rng.bit_generator.state,
         "dropout_rng": None if run.dropout_rng is None else run.dropout_rng.bit_generator.state,
     }  # fmt: skip
     return state, arrays
+
+
+def _from_before_chains(run: _Run, state: dict[str, Any], arrays: dict) -> tuple[dict, dict]:
+    """A checkpoint of a scheduled run from before learning-rate schedules were chains (its
+    state was the optimizer's alone, ``opt/first_moment/...``), named as a chain's:
+    ``opt/0/first_moment/...``, and the schedule's count, which is the number of updates."""
+    inner = run.opt_state[0] if type(run.opt_state) is tuple and len(run.opt_state) == 2 else None
+    if inner is None or state.get("optimizer") != _state_name(inner):
+        return state, arrays
+    scalars = {f"0/{key}": value for key, value in state["optimizer_scalars"].items()}
+    state = {**state, "optimizer": _state_name(run.opt_state),
+             "optimizer_scalars": {**scalars, "1/count": state["global_step"]}}  # fmt: skip
+    renamed = {f"opt/0/{key[4:]}" if key.startswith("opt/") else key: value
+               for key, value in arrays.items()}  # fmt: skip
+    return state, renamed
 
 
 def check_resume(config: TrainConfig, splits: data.Splits, resume: tuple[dict, dict]) -> None:
@@ -104,21 +127,24 @@ def _restore(
 ) -> tuple[_Run, optimizers.Optimizer]:
     """The run ``snapshot`` described, continued with ``config`` on ``splits``."""
     run, optimizer = _start(config, splits)
-    if state.get("optimizer") != type(run.opt_state).__name__:
+    state, arrays = _from_before_chains(run, state, arrays)
+    if state.get("optimizer") != _state_name(run.opt_state):
         raise ResumeError(
             f"the checkpoint holds a {state.get('optimizer')} state, the run a "
-            f"{type(run.opt_state).__name__}"
+            f"{_state_name(run.opt_state)}"
         )
     run.params = _fill(run.params, arrays, "params")
     if any(key.startswith("best/") for key in arrays):
         run.best_params = _fill(run.params, arrays, "best")
-    fields, layout = {}, run.opt_state.layout
-    for name, value in zip(run.opt_state._fields, run.opt_state, strict=True):
+    layout, values = ravel(run.params)[1], {}
+    for path, value in tree_leaves_with_path(run.opt_state):
         if isinstance(value, np.ndarray):
-            fields[name] = ravel(_fill(layout.unravel(value), arrays, f"opt/{name}"))[0]
-        elif name in state["optimizer_scalars"]:
-            fields[name] = type(value)(state["optimizer_scalars"][name])
-    run.opt_state = run.opt_state._replace(**fields)
+            values[path] = ravel(_fill(layout.unravel(value), arrays, f"opt/{path}"))[0]
+        elif path in state["optimizer_scalars"]:
+            values[path] = state["optimizer_scalars"][path]
+        else:
+            raise ResumeError(f"the checkpoint has no optimizer_scalars.{path}")
+    run.opt_state = from_arrays(run.opt_state, values)
     run.batch_rng.bit_generator.state = state["batch_rng"]
     if run.dropout_rng is not None and state["dropout_rng"] is not None:
         run.dropout_rng.bit_generator.state = state["dropout_rng"]
@@ -161,7 +187,10 @@ def _start(config: TrainConfig, splits: data.Splits) -> tuple[_Run, optimizers.O
     params = init_mlp(
         sizes, init=config.weight_init, seed=np.random.default_rng(init_seed), dtype=config.dtype
     )
-    optimizer = optimizers.get(config.optimizer, **config.optimizer_hparams())
+    hparams = config.optimizer_hparams()
+    total = config.epochs * -(-len(splits.y_train) // config.batch_size)
+    hparams["learning_rate"] = SCHEDULES[config.lr_schedule](hparams["learning_rate"], total)
+    optimizer = optimizers.get(config.optimizer, **hparams)
     run = _Run(
         params=params,
         opt_state=optimizer.init(params),
@@ -188,7 +217,7 @@ def fit(
     the mean minibatch loss since the previous record (``running_train_loss``). With
     ``patience``, training stops after that many epochs without a lower validation loss and
     the best parameters are returned. ``lr_schedule="cosine"`` decays the learning rate to
-    zero over all ``epochs`` (``cosine_decay``, per update).
+    zero over all ``epochs`` (``SCHEDULES``: the optimizer's own learning-rate schedule).
     Raises ``TrainingDiverged`` as soon as a minibatch loss or a gradient is not finite.
 
     After every epoch ``on_checkpoint(model, state, arrays)`` gets the parameters to keep (the
@@ -217,7 +246,7 @@ def fit(
             for xb, yb in data.batches(
                 splits.x_train, splits.y_train, config.batch_size, run.batch_rng, buffer=shuffled
             ):
-                _step(run, step, config, epoch, xb, yb, steps_per_epoch * config.epochs, tracker)
+                _step(run, step, config, epoch, xb, yb, tracker)
                 if progress:  # a disabled bar still costs microseconds per call
                     if run.global_step % config.log_every == 0:
                         loss = run.history["steps"][-1]["running_train_loss"]
@@ -243,14 +272,11 @@ def _model(run: _Run, config: TrainConfig) -> Params:
     return run.best_params if config.patience is not None else run.params
 
 
-def _step(run: _Run, step, config: TrainConfig, epoch: int, xb, yb, total: int, tracker) -> None:
-    """One update of ``run`` at the schedule's learning rate, and the running loss
+def _step(run: _Run, step, config: TrainConfig, epoch: int, xb, yb, tracker) -> None:
+    """One update of ``run`` (its schedule is the optimizer's own), and the running loss
     recorded every ``log_every`` steps."""
-    scale = SCHEDULES[config.lr_schedule](run.global_step, total)
     try:
-        run.params, run.opt_state, value = step(
-            run.params, run.opt_state, xb, yb, run.dropout_rng, lr_scale=scale
-        )
+        run.params, run.opt_state, value = step(run.params, run.opt_state, xb, yb, run.dropout_rng)
     except (optimizers.LossError, TrainingDiverged) as error:
         # Eve's feedback on a zero loss, or a non-finite loss or gradient: no update was made,
         # so the params are the last good ones.

@@ -1,5 +1,5 @@
-"""The training step: gradients, the optimizer's update scaled by the learning-rate schedule,
-and its application, as one pure function built from the core (``train_step``)."""
+"""The training step: gradients, the optimizer's update and its application, as one pure
+function built from the core (``train_step``); the learning-rate schedules by name."""
 
 from __future__ import annotations
 
@@ -23,29 +23,25 @@ class TrainingDiverged(RuntimeError):
         self.params, self.history = params, history
 
 
-def cosine_decay(step: int, total: int) -> float:
-    """The learning-rate multiplier of update ``step + 1`` of ``total`` under cosine decay to
-    zero, (1 + cos(pi step / total)) / 2 (Loshchilov & Hutter, "SGDR", ICLR 2017, eq. 5
-    without restarts; ``optax.cosine_decay_schedule`` with alpha 0 and
-    ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=total, eta_min=0)`` stepped per update).
-    """
-    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+def constant(learning_rate: float, total: int) -> float:
+    """A constant learning rate: ``learning_rate`` itself."""
+    return learning_rate
 
 
-def constant(step: int, total: int) -> float:
-    """The multiplier of a constant learning rate: 1."""
-    return 1.0
+def cosine(learning_rate: float, total: int) -> Callable[[int], float]:
+    """The learning rate of update ``count + 1`` of ``total`` decaying to zero on a cosine,
+    ``learning_rate (1 + cos(pi min(count, total) / total)) / 2``
+    (``fnn.optimizers.cosine_decay_schedule``: as ``optax.cosine_decay_schedule`` with alpha 0
+    and ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=total, eta_min=0)`` stepped per
+    update)."""
+    return optimizers.cosine_decay_schedule(learning_rate, total)
 
 
-# lr_schedule -> the learning-rate multiplier of update ``step + 1`` of ``total``
-SCHEDULES: dict[str, Callable[[int, int], float]] = {"constant": constant, "cosine": cosine_decay}
-
-
-def scale_updates(updates: Params, factor: float) -> Params:
-    """``updates`` times ``factor``, as a new tree. Every fnn optimizer's update is proportional
-    to its learning rate, so this is the update at learning rate ``factor * lr``."""
-    flat, layout = ravel(updates)
-    return layout.unravel(np.multiply(flat, factor))
+# lr_schedule -> the ``learning_rate`` an optimizer gets: ``fn(learning_rate, total updates)``
+SCHEDULES: dict[str, Callable[[float, int], float | Callable[[int], float]]] = {
+    "constant": constant,
+    "cosine": cosine,
+}
 
 
 def all_finite(flat: np.ndarray) -> bool:
@@ -59,9 +55,9 @@ def all_finite(flat: np.ndarray) -> bool:
 def train_step(
     optimizer: optimizers.Optimizer, *, activation: str, loss: str, dropout: float = 0.0
 ) -> Callable:
-    """A step ``(params, opt_state, xb, yb, rng=None, lr_scale=1.0) -> (params, opt_state,
-    loss)``: gradients, the optimizer's update (given the loss, for Eve), scaled by
-    ``lr_scale`` (a learning-rate schedule's multiplier), and its application.
+    """A step ``(params, opt_state, xb, yb, rng=None) -> (params, opt_state, loss)``:
+    gradients, the optimizer's update (given the loss, for Eve; a learning-rate schedule is the
+    optimizer's own, see ``SCHEDULES``), and its application.
 
     The step is pure: it never writes its arguments (``rng`` advances, as any generator drawn
     from) and returns new arrays only, so a state can be stepped twice, branched or replayed.
@@ -70,7 +66,7 @@ def train_step(
     so the parameters given are the last good ones.
     """
 
-    def step(params, opt_state, xb, yb, rng=None, lr_scale=1.0):
+    def step(params, opt_state, xb, yb, rng=None):
         value, gradients = grads(
             params, xb, yb, activation=activation, loss=loss, dropout=dropout, rng=rng
         )
@@ -82,8 +78,6 @@ def train_step(
                 "inf or nan"
             )
         updates, opt_state = optimizer.update(gradients, opt_state, params, loss=value)
-        if lr_scale != 1.0:
-            updates = scale_updates(updates, lr_scale)
         return apply_updates(params, updates), opt_state, value
 
     return step
