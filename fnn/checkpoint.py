@@ -44,8 +44,9 @@ STATE_ARRAYS, STATE = "state.npz", "state.json"
 MODEL_FILES = (PARAMS, CONFIG, HISTORY)
 FILES = (*MODEL_FILES, STATE_ARRAYS, STATE)
 HIDDEN, CURRENT, LOCK = ".fnn", "current", "lock"
-FORMAT = 3  # state.json's "format": what this version of fnn writes (3 adds the data's hash)
-FORMATS = (2, 3)  # the formats it resumes
+FORMAT = 4  # state.json's "format": what this version of fnn writes (3 adds the data's hash,
+# 4 names state.npz's arrays as fnn.to_arrays does: flat optimizer moments, its numbers too)
+FORMATS = (2, 3, 4)  # the formats it resumes
 
 
 class CheckpointError(Exception):

@@ -188,7 +188,7 @@ def test_bad_resume_folders_are_one_line_and_change_nothing(data_dir, tmp_path):
         tmp_path / "missing": "missing: no such folder",
         empty: "is not an fnn checkpoint",
         truncated: "unreadable checkpoint",
-        other_version: "vers/state.json: format 99, this fnn resumes format 2 or 3",
+        other_version: "vers/state.json: format 99, this fnn resumes format 2, 3 or 4",
         other_config: "conf: the checkpoint's params/layer_0/b is of shape (64,) where the run "
         "has (32,)",
     }
@@ -224,10 +224,14 @@ def test_a_signal_saves_says_how_to_resume_and_marks_the_wandb_run(
     process.send_signal(signum)
     out, err = process.communicate(timeout=120)
     assert process.returncode == code, err
-    assert err.strip().splitlines()[-1] == (
+    # fnn's own last line says it; W&B's client may print an asyncio warning at exit after it
+    # ("coroutine ... was never awaited", seen once in CI), which is not fnn's to word
+    mine = [line for line in err.strip().splitlines() if line.startswith("fnn: ")]
+    assert mine[-1] == (
         f"fnn: {said} in epoch 2; the run is saved up to epoch 1 in {folder}: continue it with "
         f"`fnn train --resume {folder}`"
-    )
+    ), err
+    assert "Traceback" not in err
     assert not list((folder / ".fnn").glob("*.partial"))
     state = json.loads((folder / "state.json").read_text())
     run_id = state["wandb_run_id"]
@@ -248,6 +252,7 @@ def test_a_checkpoint_from_before_schedules_were_chains_resumes(tmp_path):
     """Scheduled runs saved the optimizer's state alone (``opt/first_moment/...``, optimizer
     ``AdamState``); such a checkpoint resumes into the chain, the schedule's count being the
     number of updates, exactly as the same checkpoint named the new way."""
+    import fnn as library
     from fnn import tree_allclose
     from fnn.data import Splits
     from fnn.train import TrainConfig, fit
@@ -262,8 +267,20 @@ def test_a_checkpoint_from_before_schedules_were_chains_resumes(tmp_path):
     state, arrays = saved[0]
     assert state["optimizer"] == "chain(AdamState, ScheduleState)"
     assert state["optimizer_scalars"] == {"0/count": 3, "1/count": 3}
+    assert int(arrays["opt/0/count"]) == 3 and arrays["opt/0/first_moment"].ndim == 1
+    # as fnn wrote it before format 4: each moment a params-shaped tree, the numbers in JSON
     old_state = {**state, "optimizer": "AdamState", "optimizer_scalars": {"count": 3}}
-    old_arrays = {key.replace("opt/0/", "opt/", 1): value for key, value in arrays.items()}
+    old_arrays = {key: value for key, value in arrays.items() if not key.startswith("opt/")}
+    layout = library.ravel(
+        library.from_arrays(
+            library.init_mlp([6, 5, 3]),
+            {key[7:]: value for key, value in arrays.items() if key.startswith("params/")},
+        )
+    )[1]
+    for moment in ("first_moment", "second_moment"):
+        tree = layout.unravel(arrays[f"opt/0/{moment}"])
+        old_arrays.update({f"opt/{moment}/{path}": leaf
+                           for path, leaf in library.tree_leaves_with_path(tree)})  # fmt: skip
     assert "opt/first_moment/layer_0/w" in old_arrays
     resumed, _ = fit(config, splits, resume=(old_state, old_arrays))
     assert tree_allclose(resumed, straight, rtol=0)

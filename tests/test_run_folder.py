@@ -253,7 +253,7 @@ HAND_EDITS = {  # state.json's key path (None: the whole file) -> (value, what i
                             "512,256; got '8'"),
     "training.history": ("x", "training.history must be a JSON object; got 'x'"),
     "config": (..., "config is missing"),
-    "format": (99, "format 99, this fnn resumes format 2 or 3"),
+    "format": (99, "format 99, this fnn resumes format 2, 3 or 4"),
 }  # fmt: skip
 
 

@@ -165,7 +165,7 @@ EDITS = [
     ("config.colour", "red", "config.colour is not a key fnn writes"),
     ("config", DELETE, "config is missing"),
     ("config", [], "config must be a JSON object; got []"),
-    ("format", 99, "format 99, this fnn resumes format 2 or 3"),
+    ("format", 99, "format 99, this fnn resumes format 2, 3 or 4"),
     ("format", "3", "format must be an integer; got '3'"),
     ("format", DELETE, "format is missing"),
     ("run_id", "", "run_id must be a non-empty string; got ''"),

@@ -60,3 +60,24 @@ def test_loading_never_unpickles(tmp_path):
     np.savez(tmp_path / "evil.npz", a=np.array([{"x": 1}], dtype=object))
     with pytest.raises(ValueError, match="pickle"):
         fnn.load_tree(tmp_path / "evil.npz", {"a": np.ones(1)})
+
+
+def test_a_training_checkpoint_is_a_saved_tree(tmp_path):
+    """fit's checkpoint arrays (what ``fnn train --save`` writes to state.npz with np.savez)
+    are ``to_arrays`` of params, best params and optimizer state: load_tree reads them."""
+    from fnn.data import Splits
+    from fnn.train import TrainConfig, fit
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((48, 6)).astype(np.float32), rng.integers(0, 3, 48)
+    splits = Splits(x[:32], y[:32], x[32:], y[32:], x[32:], y[32:])
+    config = TrainConfig(epochs=1, batch_size=16, hidden_size=5, num_layers=1, patience=2)
+    kept = []
+    model, _ = fit(config, splits, on_checkpoint=lambda m, s, a: kept.append(a))
+    np.savez(tmp_path / "state.npz", **kept[-1])
+    params = fnn.init_mlp([6, 5, 3])
+    schedule = fnn.optimizers.cosine_decay_schedule(config.learning_rate, 2)  # 2 updates
+    template = {"params": params, "best": params, "opt": fnn.optimizers.adam(schedule).init(params)}
+    loaded = fnn.load_tree(tmp_path / "state.npz", template)
+    assert fnn.tree_allclose(loaded["best"], model, rtol=0)
+    assert loaded["opt"][0].count == 2 and loaded["opt"][1].count == 2

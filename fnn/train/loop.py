@@ -46,11 +46,6 @@ class _Run:
     epoch: int = 0  # epochs completed
 
 
-def _leaves(tree: Params, prefix: str) -> dict[str, np.ndarray]:
-    """``fnn.to_arrays(tree)`` with every path under ``prefix/``: the checkpoint's names."""
-    return {f"{prefix}/{path}": array for path, array in to_arrays(tree).items()}
-
-
 def _fill(tree: Params, arrays: dict[str, np.ndarray], prefix: str) -> Params:
     """A new tree like ``tree`` with every leaf from ``arrays[prefix/path]`` (``from_arrays``),
     or ``ResumeError`` naming the first one missing or of another shape."""
@@ -79,18 +74,15 @@ def _state_name(state: Any) -> str:
 
 def snapshot(run: _Run) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Everything ``fit`` needs to continue ``run`` bit for bit after its last complete epoch:
-    JSON-ready values and named arrays (parameters, best parameters, optimizer state). The
-    state's flat moments are saved as trees of the params' layout (``opt/first_moment/layer_0/w``,
-    ``opt/0/first_moment/...`` inside a chain), its numbers in ``optimizer_scalars``."""
-    arrays = _leaves(run.params, "params")
+    JSON-ready values and named arrays. The arrays are ``fnn.to_arrays`` of the params, the
+    best params and the optimizer state under ``params/``, ``best/`` and ``opt/``, so
+    ``fnn.load_tree`` reads them back into ``{"params": ..., "best": ..., "opt": opt.init(...)}``;
+    the state's numbers are repeated in ``optimizer_scalars`` for people reading state.json."""
+    trees = {"params": run.params, "opt": run.opt_state}
     if run.best_params is not None:
-        arrays.update(_leaves(run.best_params, "best"))
-    layout, scalars = ravel(run.params)[1], {}
-    for path, value in tree_leaves_with_path(run.opt_state):
-        if isinstance(value, np.ndarray):
-            arrays.update(_leaves(layout.unravel(value), f"opt/{path}"))
-        elif isinstance(value, int | float):
-            scalars[path] = value
+        trees["best"] = run.best_params
+    scalars = {path: value for path, value in tree_leaves_with_path(run.opt_state)
+               if not isinstance(value, np.ndarray)}  # fmt: skip
     state = {
         "epoch": run.epoch, "global_step": run.global_step, "loss_sum": run.loss_sum,
         "loss_count": run.loss_count, "stale": run.stale,
@@ -99,7 +91,27 @@ def snapshot(run: _Run) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "optimizer_scalars": scalars, "batch_rng": run.batch_rng.bit_generator.state,
         "dropout_rng": None if run.dropout_rng is None else run.dropout_rng.bit_generator.state,
     }  # fmt: skip
-    return state, arrays
+    return state, to_arrays(trees)
+
+
+def _flat_moments(run: _Run, state: dict[str, Any], arrays: dict) -> dict:
+    """The arrays of a checkpoint of fnn before format 4 (each of the state's moments saved as
+    a params-shaped tree, ``opt/first_moment/layer_0/w``, its numbers only in state.json) named
+    as ``fnn.to_arrays`` names them: ``opt/first_moment`` flat, ``opt/count``."""
+    layout, out = ravel(run.params)[1], dict(arrays)
+    for path, value in tree_leaves_with_path(run.opt_state):
+        key = f"opt/{path}"
+        if key in arrays:
+            continue
+        if isinstance(value, np.ndarray):
+            out[key] = ravel(_fill(layout.unravel(value), arrays, key))[0]
+            for old in [name for name in out if name.startswith(f"{key}/")]:
+                del out[old]
+        elif path in state["optimizer_scalars"]:
+            out[key] = np.asarray(state["optimizer_scalars"][path])
+        else:
+            raise ResumeError(f"the checkpoint has no {key}")
+    return out
 
 
 def _from_before_chains(run: _Run, state: dict[str, Any], arrays: dict) -> tuple[dict, dict]:
@@ -133,18 +145,23 @@ def _restore(
             f"the checkpoint holds a {state.get('optimizer')} state, the run a "
             f"{_state_name(run.opt_state)}"
         )
-    run.params = _fill(run.params, arrays, "params")
+    template = {"params": run.params, "opt": run.opt_state}
     if any(key.startswith("best/") for key in arrays):
-        run.best_params = _fill(run.params, arrays, "best")
-    layout, values = ravel(run.params)[1], {}
-    for path, value in tree_leaves_with_path(run.opt_state):
-        if isinstance(value, np.ndarray):
-            values[path] = ravel(_fill(layout.unravel(value), arrays, f"opt/{path}"))[0]
-        elif path in state["optimizer_scalars"]:
-            values[path] = state["optimizer_scalars"][path]
-        else:
-            raise ResumeError(f"the checkpoint has no optimizer_scalars.{path}")
-    run.opt_state = from_arrays(run.opt_state, values)
+        template["best"] = run.params
+    arrays = _flat_moments(run, state, arrays)
+    for name in ("params", "best", "opt"):  # the params first: the likeliest to differ
+        for path, leaf in tree_leaves_with_path(template.get(name, {})):
+            path, saved = f"{name}/{path}", arrays.get(f"{name}/{path}")
+            if saved is not None and np.shape(saved) == np.shape(leaf):
+                continue
+            found = "missing" if saved is None else f"of shape {np.shape(saved)}"
+            raise ResumeError(
+                f"the checkpoint's {path} is {found} where the run has {np.shape(leaf)}"
+            )
+    restored = from_arrays(template, {path: arrays[path] for path, _ in
+                                      tree_leaves_with_path(template)})  # fmt: skip
+    run.params, run.opt_state = restored["params"], restored["opt"]
+    run.best_params = restored.get("best")
     run.batch_rng.bit_generator.state = state["batch_rng"]
     if run.dropout_rng is not None and state["dropout_rng"] is not None:
         run.dropout_rng.bit_generator.state = state["dropout_rng"]

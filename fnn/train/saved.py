@@ -152,7 +152,7 @@ def _hparams(hparams: Any, optimizer: str, name: str, path: str) -> dict[str, fl
     return checked
 
 
-def check_state(state: Any, name: str, formats: tuple[int, ...] = (2, 3)) -> dict:
+def check_state(state: Any, name: str, formats: tuple[int, ...] = (2, 3, 4)) -> dict:
     """The whole of a state.json: its ``format`` one of ``formats``, exactly the keys fnn
     writes (with ``data`` from format 3), the run's ids and version, its config (as
     ``check_config``), the data it trained on, and the training state ``fit`` resumes from.
