@@ -95,8 +95,9 @@ def _weights(params: Params) -> list[tuple[np.ndarray, np.ndarray]]:
         weights.append((w, b))
         fan_in = w.shape[1]
     dtype = weights[0][0].dtype
+    one_float = dtype == np.float32 or dtype == np.float64
     for i, (w, b) in enumerate(weights):  # one dtype, as init_mlp makes them (decided: no mixing)
-        if w.dtype != dtype or b.dtype != dtype or dtype not in (np.float32, np.float64):
+        if not one_float or w.dtype != dtype or b.dtype != dtype:
             raise ValueError(
                 f"params must all be float32 or all float64 (as fnn.init_mlp makes them), got "
                 f"layer_0/w {dtype}, layer_{i}/w {w.dtype} and layer_{i}/b {b.dtype}; convert "
@@ -217,10 +218,12 @@ def grads(
     logits = h @ w
     logits += b
     value, delta = loss_fn(logits, target)
-    if np.shape(delta) != logits.shape:  # a user's loss function may get this wrong
-        raise ValueError(f"the loss gradient must have the logits' shape {logits.shape}, "
-                         f"got {np.shape(delta)}")  # fmt: skip
-    value, delta = float(value), np.asarray(delta, dtype=h.dtype)
+    if type(delta) is not np.ndarray or delta.shape != logits.shape or delta.dtype != h.dtype:
+        delta = np.asarray(delta, dtype=h.dtype)  # a user's loss function may return a list
+        if delta.shape != logits.shape:
+            raise ValueError(f"the loss gradient must have the logits' shape {logits.shape}, "
+                             f"got {delta.shape}")  # fmt: skip
+    value = float(value)
 
     # The gradients are written into one new flat array, which the optimizers read whole.
     layout = _mlp_layout(tuple(w.shape for w, _ in weights), h.dtype)
