@@ -4,6 +4,7 @@ gradient with respect to the logits in one pass (the fused backward of softmax +
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -78,6 +79,17 @@ LOSSES: dict[str, Loss] = {
     "cross_entropy": cross_entropy,
     "mean_squared_error": mean_squared_error,
 }
+
+
+def mean_value(value: Any) -> float:
+    """The mean loss a loss function returned, as a float; ``ValueError`` when it is not one
+    number (a user's loss returning a value per sample, say)."""
+    if np.ndim(value) != 0:
+        raise ValueError(
+            "a loss must return the mean over the batch as one number (fn(logits, targets) -> "
+            f"(mean loss, dloss/dlogits)), got an array of shape {np.shape(value)}"
+        )
+    return float(value)
 
 
 def get(loss: str | Loss) -> Loss:

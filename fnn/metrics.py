@@ -93,6 +93,7 @@ def evaluate(
             targets = model.targets(y, len(y), num_classes, logits.dtype)
             labels = targets.argmax(axis=1) if targets.ndim == 2 else targets
         chunk_loss, _ = loss_fn(logits, targets[start : start + batch_size])
+        chunk_loss = losses.mean_value(chunk_loss)
         total_loss += chunk_loss * len(logits)
         chunk_predictions.append(logits.argmax(axis=1))
 

@@ -223,7 +223,7 @@ def grads(
         if delta.shape != logits.shape:
             raise ValueError(f"the loss gradient must have the logits' shape {logits.shape}, "
                              f"got {delta.shape}")  # fmt: skip
-    value = float(value)
+    value = losses.mean_value(value)
 
     # The gradients are written into one new flat array, which the optimizers read whole.
     layout = _mlp_layout(tuple(w.shape for w, _ in weights), h.dtype)
@@ -253,4 +253,4 @@ def loss_value(
     logits = forward(params, x, activation=activation)
     target = targets(y, logits.shape[0], logits.shape[1], logits.dtype)
     value, _ = losses.get(loss)(logits, target)
-    return value
+    return losses.mean_value(value)

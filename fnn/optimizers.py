@@ -426,6 +426,8 @@ def clip_by_global_norm(max_norm: float) -> Optimizer:
     max_norm = POSITIVE.check("max_norm", max_norm)
 
     def update(grads, state, params=None, *, loss=None):
+        if not isinstance(state, EmptyState):
+            raise ValueError("state must be the EmptyState that clip_by_global_norm's init gave")
         flat, layout = ravel(grads)
         norm = math.sqrt(float(np.vdot(flat, flat)))
         if norm < max_norm:

@@ -179,7 +179,7 @@ def _describe(node: Any) -> str:
     if isinstance(node, dict):
         return f"a dict with keys {list(_sorted(tuple(node)))}"
     if isinstance(node, Layout):
-        return "a layout"
+        return f"a layout of {node.size} {node.dtype} values"
     if isinstance(node, tuple | list):
         return f"a {type(node).__name__} of length {len(node)}"
     return f"a leaf of shape {np.shape(node)}" if isinstance(node, np.ndarray) else "a leaf"

@@ -6,6 +6,8 @@ state) gives the saved values in the template's structure, dtypes and scalar typ
 from __future__ import annotations
 
 import os
+import tempfile
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -43,7 +45,9 @@ def from_arrays(template: PyTree, arrays: dict[str, Any]) -> PyTree:
             raise ValueError(
                 f"{path} has shape {value.shape} where the template has {np.shape(leaf)}"
             )
-        if isinstance(leaf, bool | int | float) and not isinstance(leaf, np.generic):
+        if isinstance(leaf, bool | int | float | np.generic):  # a scalar, of its own type
+            if isinstance(leaf, int | np.integer) and value != np.round(value):
+                raise ValueError(f"{path} is {value} where the template has an integer")
             leaves.append(type(leaf)(value))
         else:
             leaves.append(np.array(value, dtype=np.asarray(leaf).dtype))
@@ -52,11 +56,21 @@ def from_arrays(template: PyTree, arrays: dict[str, Any]) -> PyTree:
 
 
 def save_tree(path: str | os.PathLike, tree: PyTree) -> None:
-    """Write ``to_arrays(tree)`` to the ``.npz`` file ``path`` (no pickle); nothing is written
-    when a leaf is not numeric."""
+    """Write ``to_arrays(tree)`` to the ``.npz`` file ``path`` (no pickle), as ``np.savez`` does
+    (one ``PATH.npy`` member per leaf, any path allowed), through a temporary file that replaces
+    ``path`` only once complete: a failed save leaves an earlier file as it was."""
     arrays = to_arrays(tree)
-    with open(path, "wb") as file:
-        np.savez(file, **arrays)
+    folder = os.path.dirname(os.path.abspath(path))
+    descriptor, staging = tempfile.mkstemp(dir=folder, prefix=".saving-", suffix=".npz")
+    try:
+        with os.fdopen(descriptor, "wb") as file, zipfile.ZipFile(file, "w") as archive:
+            for name, array in arrays.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, array, allow_pickle=False)
+        os.replace(staging, path)
+    except BaseException:
+        os.unlink(staging)
+        raise
 
 
 def load_tree(path: str | os.PathLike, template: PyTree) -> PyTree:

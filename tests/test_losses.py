@@ -114,3 +114,17 @@ def test_a_wrong_user_gradient_fails_the_check_and_a_wrong_shape_is_one_line():
         fnn.grads(params, x, y, loss=lambda logits, targets: (1.0, logits[:, :2]))
     with pytest.raises(ValueError, match="loss must be a name .* or a function"):
         fnn.grads(params, x, y, loss=3)
+
+
+def test_a_loss_per_sample_instead_of_the_mean_is_one_line():
+    import fnn
+
+    params = fnn.init_mlp([3, 2])
+    x, y = np.ones((4, 3), np.float32), np.array([0, 1, 0, 1])
+
+    def per_sample(logits, targets):
+        return np.ones(len(targets)), np.zeros_like(logits)
+
+    for call in (fnn.grads, fnn.loss_value, fnn.evaluate):
+        with pytest.raises(ValueError, match=r"mean over the batch as one number .* shape \(4,\)"):
+            call(params, x, y, loss=per_sample)

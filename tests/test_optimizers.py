@@ -586,3 +586,12 @@ def test_eve_gets_the_loss_through_a_chain():
     assert state[1].smoothed_loss != 0.0 and state[1].count == 2
     with pytest.raises(fnn.optimizers.LossError):
         opt.update(g, state, params)
+
+
+def test_clipping_takes_only_its_own_state():
+    from fnn.optimizers import clip_by_global_norm
+
+    params = fnn.init_mlp([3, 2], dtype=np.float64)
+    clip = clip_by_global_norm(1.0)
+    with pytest.raises(ValueError, match="EmptyState that clip_by_global_norm's init gave"):
+        clip.update(params, fnn.optimizers.adam(0.1).init(params), params)

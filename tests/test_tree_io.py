@@ -81,3 +81,24 @@ def test_a_training_checkpoint_is_a_saved_tree(tmp_path):
     loaded = fnn.load_tree(tmp_path / "state.npz", template)
     assert fnn.tree_allclose(loaded["best"], model, rtol=0)
     assert loaded["opt"][0].count == 2 and loaded["opt"][1].count == 2
+
+
+def test_any_path_saves_and_a_failed_save_keeps_the_earlier_file(tmp_path):
+    path = tmp_path / "tree.npz"
+    tree = {"file": np.ones(2), "allow_pickle": np.zeros(1), "kwds": {"args": np.int64(3)}}
+    fnn.save_tree(path, tree)
+    template = {"file": np.zeros(2), "allow_pickle": np.ones(1), "kwds": {"args": np.int64(0)}}
+    assert fnn.tree_allclose(fnn.load_tree(path, template), tree, rtol=0)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="is not numeric"):
+        fnn.save_tree(path, {"a": np.array(["text"], dtype=object)})
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "tree.npz"
+    ]
+
+
+def test_scalars_come_back_in_the_templates_type():
+    back = fnn.from_arrays({"lr": np.float64(0.1), "count": 0}, {"lr": np.array(0.2), "count": 2})
+    assert type(back["lr"]) is np.float64 and type(back["count"]) is int and back["count"] == 2
+    with pytest.raises(ValueError, match="count is 2.7 where the template has an integer"):
+        fnn.from_arrays({"count": 0}, {"count": np.array(2.7)})

@@ -75,3 +75,11 @@ def test_evaluate_comes_with_import_fnn():
     params = fnn.init_mlp([3, 2])
     metrics = fnn.evaluate(params, np.ones((4, 3), np.float32), np.array([0, 1, 0, 1]))
     assert set(metrics) >= {"loss", "accuracy"}
+
+
+def test_states_of_different_nets_say_how_their_layouts_differ():
+    a = fnn.optimizers.adam(0.1).init(fnn.init_mlp([4, 3]))
+    b = fnn.optimizers.adam(0.1).init(fnn.init_mlp([5, 3]))
+    with pytest.raises(ValueError, match="a layout of 18 float32 values where it should have a "
+                                         "layout of 15 float32 values"):  # fmt: skip
+        fnn.tree_add(a, b)
