@@ -52,8 +52,8 @@ def _fill(tree: Params, arrays: dict[str, np.ndarray], prefix: str) -> Params:
     picked = {}
     for path, leaf in tree_leaves_with_path(tree):
         key, saved = f"{prefix}/{path}", arrays.get(f"{prefix}/{path}")
-        if saved is None or saved.shape != np.shape(leaf):
-            found = "missing" if saved is None else f"of shape {saved.shape}"
+        if saved is None or np.shape(saved) != np.shape(leaf):
+            found = "missing" if saved is None else f"of shape {np.shape(saved)}"
             raise ResumeError(
                 f"the checkpoint's {key} is {found} where the run has {np.shape(leaf)}"
             )
@@ -145,23 +145,11 @@ def _restore(
             f"the checkpoint holds a {state.get('optimizer')} state, the run a "
             f"{_state_name(run.opt_state)}"
         )
-    template = {"params": run.params, "opt": run.opt_state}
-    if any(key.startswith("best/") for key in arrays):
-        template["best"] = run.params
     arrays = _flat_moments(run, state, arrays)
-    for name in ("params", "best", "opt"):  # the params first: the likeliest to differ
-        for path, leaf in tree_leaves_with_path(template.get(name, {})):
-            path, saved = f"{name}/{path}", arrays.get(f"{name}/{path}")
-            if saved is not None and np.shape(saved) == np.shape(leaf):
-                continue
-            found = "missing" if saved is None else f"of shape {np.shape(saved)}"
-            raise ResumeError(
-                f"the checkpoint's {path} is {found} where the run has {np.shape(leaf)}"
-            )
-    restored = from_arrays(template, {path: arrays[path] for path, _ in
-                                      tree_leaves_with_path(template)})  # fmt: skip
-    run.params, run.opt_state = restored["params"], restored["opt"]
-    run.best_params = restored.get("best")
+    run.params = _fill(run.params, arrays, "params")  # the params first: the likeliest to differ
+    if any(key.startswith("best/") for key in arrays):
+        run.best_params = _fill(run.params, arrays, "best")
+    run.opt_state = _fill(run.opt_state, arrays, "opt")
     run.batch_rng.bit_generator.state = state["batch_rng"]
     if run.dropout_rng is not None and state["dropout_rng"] is not None:
         run.dropout_rng.bit_generator.state = state["dropout_rng"]
