@@ -97,6 +97,7 @@ def sweep(
             console.print(f"W&B sweep {sweep_id}: more agents with `fnn sweep --join {sweep_id}`")
             return
         name = study or sweep_config.get("name") or config.stem
+        say(_dashboard_line(storage))
         result = sweeps.run_local(
             sweep_config, count=count, base=base, storage=storage, study_name=name,
             tracker=tracker, project=wandb_project, entity=wandb_entity, seed=seed,
@@ -117,6 +118,14 @@ def _print_study(trials: list[dict], name: str, storage: str) -> None:
         f"study {name!r} in {storage}: {len(finished)} complete of {len(trials)} trials; "
         f"report with `fnn sweep-report {name} --storage {storage} --out sweep-report/{name}`"
     )
+
+
+def _dashboard_line(storage: str) -> str:
+    """The command that shows the study live in a browser (password hidden)."""
+    from fnn.redact import mask
+
+    return (f"watch it live: optuna-dashboard {mask(storage)}  (then open http://127.0.0.1:8080; "
+            "it comes with pip install 'fnn[dashboard]')")  # fmt: skip
 
 
 def _storage_error(error: Exception, storage: str) -> Exception:

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from fnn import data, metrics, tracking
-from fnn import sweep as sweeps
 from fnn.constraints import is_number
-from fnn.train import TrainConfig, fit, load_splits, validate
+from fnn.train import FIELDS, TrainConfig, fit, load_splits, validate
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -143,7 +142,7 @@ def settings_of(config: TrainConfig) -> dict[str, Any]:
 def config_from(ctx: Context, settings: dict[str, Any], **changes: Any) -> TrainConfig:
     """A training configuration from ``settings`` (a sweep trial's, a preset's) with ``changes``
     applied and its epochs capped by the budget."""
-    fields = {k: v for k, v in settings.items() if k in sweeps.FIELDS and k != "val_accuracy"}
+    fields = {k: v for k, v in settings.items() if k in FIELDS and k != "val_accuracy"}
     fields["hidden_sizes"] = tuple(fields["hidden_sizes"])
     fields.update(changes)
     fields["epochs"] = ctx.epochs(fields["epochs"])

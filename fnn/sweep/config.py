@@ -281,7 +281,7 @@ def _parameter(name: str, spec: Any, method: str) -> dict:
             f"parameter {name}: distribution {distribution} needs {' and '.join(required)}"
         )
     normalised = {"distribution": distribution, **optional}
-    if distribution == "q_uniform" and _kind(name) == "int":
+    if distribution == "q_uniform" and kind(name) == "int":
         normalised["q"] = 1
     normalised.update({key: spec[key] for key in (*required, *optional) if key in spec})
     for value, shown in _candidates(name, normalised):
@@ -310,7 +310,7 @@ def _candidates(name: str, spec: dict) -> list[tuple[Any, str]]:
         raise SweepConfigError(f"parameter {name}: int_uniform needs integer min and max")
     if distribution == "q_uniform" and not spec["q"] > 0:
         raise SweepConfigError(f"parameter {name}: q must be > 0; got {spec['q']}")
-    if distribution == "q_uniform" and _kind(name) == "int" and not is_integer(spec["q"]):
+    if distribution == "q_uniform" and kind(name) == "int" and not is_integer(spec["q"]):
         raise SweepConfigError(f"parameter {name}: takes integers, so q must be an integer")
     if distribution == "log_uniform_values" and low <= 0:
         raise SweepConfigError(
@@ -322,13 +322,13 @@ def _candidates(name: str, spec: dict) -> list[tuple[Any, str]]:
     return [(low, repr(low)), (high, repr(high))]
 
 
-def _kind(name: str) -> str:
+def kind(name: str) -> str:
     """``int``, ``float``, ``str`` or ``tuple`` (hidden_sizes): how ``name`` is sampled, from
     the constraints table (``fnn.train.constraint``)."""
     return constraint(name).sample_kind()
 
 
-def _as_field(name: str, value: Any) -> Any:
+def as_field(name: str, value: Any) -> Any:
     return tuple(value) if name == "hidden_sizes" and isinstance(value, list) else value
 
 

@@ -1,5 +1,6 @@
-"""A W&B sweep in Optuna's terms: its method as a sampler (``optuna_sampler``), hyperband as
-a pruner (``optuna_pruner``) and each parameter's distribution as a ``trial.suggest_*`` call.
+"""A W&B sweep in Optuna's terms: its method as a sampler (``optuna_sampler``), a grid as the
+list of its points (``grid_points``), hyperband as a pruner (``optuna_pruner``) and each
+parameter's distribution as a ``trial.suggest_*`` call (``suggest``).
 
 Optuna is imported inside the functions that need it.
 """
@@ -9,16 +10,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from itertools import product
 from typing import TYPE_CHECKING, Any
 
-from fnn.sweep.config import SweepConfigError, _kind
+from fnn.sweep.config import SweepConfigError, kind
 from fnn.train import TrainConfig
 
 if TYPE_CHECKING:
     import optuna
-
-
-GRID_SEED = 0  # every process must map GridSampler's grid ids to the same points
 
 
 def _choices(values: list) -> list:
@@ -28,12 +27,12 @@ def _choices(values: list) -> list:
     return [json.dumps(v) for v in values]
 
 
-def _decoded(values: list, choice: Any) -> Any:
+def decoded(values: list, choice: Any) -> Any:
     return choice if _choices(values) == list(values) else json.loads(choice)
 
 
 def grid_space(config: dict) -> dict[str, list]:
-    """The ``GridSampler`` search space: the choices of every non-constant parameter."""
+    """A grid's axes: the Optuna choices of every categorical parameter."""
     return {
         name: _choices(spec["values"])
         for name, spec in config["parameters"].items()
@@ -41,17 +40,21 @@ def grid_space(config: dict) -> dict[str, list]:
     }
 
 
+def grid_points(config: dict) -> list[dict[str, Any]]:
+    """Every point of a grid, as the ``params`` of ``study.enqueue_trial``, in a fixed order
+    (the product of the axes, the last one varying fastest)."""
+    space = grid_space(config)
+    return [dict(zip(space, values, strict=True)) for values in product(*space.values())]
+
+
 def optuna_sampler(config: dict, seed: int = 0) -> optuna.samplers.BaseSampler:
-    """grid -> ``GridSampler`` (fixed seed, so processes agree on the grid order),
-    random -> ``RandomSampler(seed)``, bayes -> ``TPESampler(seed=seed)``."""
+    """random and grid -> ``RandomSampler(seed)`` (a grid's trials all take a queued point,
+    so its sampler never draws), bayes -> ``TPESampler(seed=seed)``."""
     import optuna
 
-    method = config["method"]
-    if method == "grid":
-        return optuna.samplers.GridSampler(grid_space(config), seed=GRID_SEED)
-    if method == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    if config["method"] == "bayes":
+        return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def _constant_epochs(config: dict, base: Mapping) -> int | None:
@@ -93,19 +96,19 @@ def optuna_pruner(config: dict, base: Mapping | None = None) -> optuna.pruners.B
     )
 
 
-def _suggest(trial: optuna.Trial, name: str, spec: dict) -> Any:
+def suggest(trial: optuna.Trial, name: str, spec: dict) -> Any:
     """The value of ``name`` for ``trial``: W&B's distribution as Optuna's suggest call."""
     distribution = spec["distribution"]
     if distribution == "constant":
         return spec["value"]
     if distribution == "categorical":
         choice = trial.suggest_categorical(name, _choices(spec["values"]))
-        return _decoded(spec["values"], choice)
+        return decoded(spec["values"], choice)
     low, high = spec["min"], spec["max"]
     if distribution == "log_uniform":
         return trial.suggest_float(name, math.exp(low), math.exp(high), log=True)
     log = distribution == "log_uniform_values"
     step = spec["q"] if distribution == "q_uniform" else None
-    if _kind(name) == "int":
+    if kind(name) == "int":
         return trial.suggest_int(name, low, high, step=step or 1, log=log)
     return trial.suggest_float(name, low, high, step=step, log=log)

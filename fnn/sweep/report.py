@@ -1,27 +1,32 @@
 """The report of a sweep (``report``): the trials of an Optuna study or of a folder of W&B
 runs, the parameters that vary, their importance (Optuna's evaluator, or rank correlations
-with few trials), written as figures, a CSV, Markdown and HTML (see ``fnn.sweep.render``).
+with few trials), written as three figures (drawn with ``fnn.plots``), a CSV, and
+``summary.md`` and ``index.html`` written by hand from one ``_Page`` (what both say). Also a
+study made by ``run_local`` read back: ``load_study``, ``study_trials``, ``study_metric`` and
+``trial_config``.
 
 Optuna is imported inside the functions that need it.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from fnn.constraints import GOALS, is_number
 from fnn.redact import mask
 from fnn.sweep.config import METRICS, SweepConfigError, sweepable
-from fnn.sweep.optuna_study import _load_study, _study_metric, study_trials
-from fnn.sweep.render import _cell, _figures, _html, _markdown, _Page
-from fnn.sweep.training import STATES
+from fnn.sweep.optuna_space import decoded
+from fnn.sweep.optuna_storage import check_driver, database_url, shown, sqlite_path
+from fnn.sweep.training import STATES, train_config
 from fnn.sweep.wandb_backend import wandb_trials
+from fnn.train import TrainConfig
 
 if TYPE_CHECKING:
     import optuna
@@ -59,8 +64,8 @@ def report(
         importances, method = _fallback_importance(trials, params)
         origin = f"W&B runs in {source}"
     else:
-        study = _load_study(str(source), storage)
-        own_metric, own_goal = _study_metric(study)
+        study = load_study(str(source), storage)
+        own_metric, own_goal = study_metric(study)
         if metric is None or metric == own_metric:
             goal = goal or own_goal
         metric = metric or own_metric or "value"
@@ -139,6 +144,70 @@ def _varying(trials: list[dict], names: list[str]) -> list[str]:
     return varying
 
 
+# --- a study read back -----------------------------------------------------------------------
+
+
+def load_study(name: str, storage: str) -> optuna.Study:
+    """The study ``name`` in ``storage``, or one ``SweepConfigError`` naming what is there."""
+    import optuna
+
+    check_driver(storage)
+    path = sqlite_path(storage)
+    if path is not None and not path.exists():
+        raise SweepConfigError(f"{name!r} is not a folder, and there is no storage {path}")
+    names = optuna.study.get_all_study_names(database_url(storage))
+    if name not in names:
+        raise SweepConfigError(
+            f"{name!r} is neither a folder of W&B runs nor a study in {shown(storage)} "
+            f"(studies: {', '.join(names) or 'none'})"
+        )
+    return optuna.load_study(study_name=name, storage=database_url(storage))
+
+
+def study_metric(study: optuna.Study) -> tuple[str | None, str]:
+    """The metric name a study made by ``run_local`` optimises (None for another study) and its
+    goal."""
+    metric = (study.user_attrs.get("sweep") or {}).get("metric") or {}
+    return metric.get("name"), metric.get("goal") or study.direction.name.lower()
+
+
+def study_trials(study: optuna.Study, *, metric: str | None = None) -> list[dict]:
+    """One dict per trial: ``number``, ``state`` (Optuna's name: COMPLETE, PRUNED, FAIL,
+    RUNNING, WAITING), ``value``, each parameter by name, ``run_name``, ``epochs_run`` and
+    ``error`` (a diverged trial's message). ``value`` is the study's objective, or the last
+    epoch's ``metric`` when another metric is asked for."""
+    own_metric = study_metric(study)[0]
+    from_history = None not in (metric, own_metric) and metric != own_metric
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        history = trial.user_attrs.get("history") or {}
+        value = (history.get(metric) or [None])[-1] if from_history else trial.value
+        rows.append({
+            "number": trial.number, "state": trial.state.name, "value": value, **trial.params,
+            "run_name": trial.user_attrs.get("run_name"),
+            "epochs_run": len(next(iter(history.values()), [])) if history else None,
+            "error": trial.user_attrs.get("error"),
+        })  # fmt: skip
+    return rows
+
+
+def trial_config(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> TrainConfig:
+    """The whole configuration ``trial`` of a ``run_local`` study trained: the study's base
+    options, the sweep's constants and the trial's values."""
+    sweep = study.user_attrs.get("sweep")
+    if sweep is None:
+        raise SweepConfigError(f"study {study.study_name!r} was not made by fnn sweep")
+    values = {}
+    for name, spec in sweep["parameters"].items():
+        if spec["distribution"] == "constant":
+            values[name] = spec["value"]
+        elif name in trial.params:
+            choice = trial.params[name]
+            categorical = spec["distribution"] == "categorical"
+            values[name] = decoded(spec["values"], choice) if categorical else choice
+    return train_config(study.user_attrs.get("base") or {}, values)
+
+
 # --- importance --------------------------------------------------------------------------------
 
 
@@ -181,7 +250,7 @@ def _optuna_importance(
 ) -> tuple[dict[str, float], str]:
     import optuna
 
-    own = _study_metric(study)[0]
+    own = study_metric(study)[0]
     target = None
     if None not in (metric, own) and metric != own:
 
@@ -255,3 +324,134 @@ def _write_report(
     paths["index"] = out / "index.html"
     paths["index"].write_text(_html(page))
     return paths
+
+
+# --- the report's files ------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return "-".join(map(str, value))
+    return str(value)
+
+
+FIGURES = {  # key -> (file, caption)
+    "parallel_coordinates": ("parallel_coordinates.png", "Parallel coordinates"),
+    "metric_by_run": ("metric_by_run.png", "Metric by trial"),
+    "importance": ("importance.png", "Hyperparameter importance"),
+}
+
+
+class _Page(NamedTuple):
+    """What summary.md and index.html both say."""
+
+    title: str
+    facts: list[str]
+    ranked_title: str
+    ranked: tuple[list[str], list[list[str]]]  # header, rows
+    method: str
+    importances: list[list[str]]
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    return "\n".join([line(header), line(["---"] * len(header)), *map(line, rows)])
+
+
+def _markdown(page: _Page) -> str:
+    lines = [f"# {page.title}", "", *(f"- {fact}" for fact in page.facts), ""]
+    lines += [f"## {page.ranked_title}", ""]
+    lines += [_markdown_table(*page.ranked) if page.ranked[1] else "No complete trial yet.", ""]
+    lines += ["## Parameter importance", "", f"Method: {page.method}.", ""]
+    if page.importances:
+        lines += [_markdown_table(["parameter", "importance"], page.importances), ""]
+    lines += ["## Figures", ""]
+    lines += [f"![{caption}]({file})" for file, caption in FIGURES.values()]
+    return "\n".join(lines) + "\n"
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+HTML_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }}
+th, td {{ border: 1px solid #ccc; padding: .25rem .6rem; text-align: right; }}
+th {{ background: #f3f3f3; }}
+img {{ max-width: 100%; }}
+</style></head>
+<body>
+{body}
+</body></html>
+"""
+
+
+def _html(page: _Page) -> str:
+    body = [f"<h1>{html.escape(page.title)}</h1>", "<ul>"]
+    body += [f"<li>{html.escape(fact)}</li>" for fact in page.facts] + ["</ul>"]
+    body += [f"<h2>{html.escape(page.ranked_title)}</h2>"]
+    body += [_html_table(*page.ranked) if page.ranked[1] else "<p>No complete trial yet.</p>"]
+    body += ["<h2>Parameter importance</h2>", f"<p>Method: {html.escape(page.method)}.</p>"]
+    if page.importances:
+        body += [_html_table(["parameter", "importance"], page.importances)]
+    body += ["<h2>Figures</h2>"]
+    body += [
+        f'<figure><img src="{file}" alt="{caption}"><figcaption>{caption}</figcaption></figure>'
+        for file, caption in FIGURES.values()
+    ]
+    return HTML_PAGE.format(title=html.escape(page.title), body="\n".join(body))
+
+
+def _figures(
+    out: Path,
+    name: str,
+    trials: list[dict],
+    params: list[str],
+    metric: str,
+    goal: str,
+    importances: dict[str, float],
+) -> dict[str, Path]:
+    """The three PNGs. Only complete trials carry a metric: a pruned trial's value is from
+    fewer epochs, so it is drawn as grey (missing) rather than ranked with the others."""
+    from fnn import plots
+
+    scores = [t["value"] if t["state"] == "COMPLETE" else None for t in trials]
+    rows = []
+    for trial, score in zip(trials, scores, strict=True):
+        values = {p: trial.get(p) for p in params}  # numbers stay numbers for numeric axes
+        row = {p: v if is_number(v) else _cell(v) or None for p, v in values.items()}
+        rows.append({**row, metric: score})
+    files = {key: out / file for key, (file, _) in FIGURES.items()}
+    return {
+        "parallel_coordinates": plots.parallel_coordinates(
+            rows,
+            params,
+            metric,
+            files["parallel_coordinates"],
+            title=f"Sweep {name}: {metric} by hyperparameter",
+            goal=goal,
+        ),
+        "metric_by_run": plots.metric_by_run(
+            scores,
+            files["metric_by_run"],
+            metric=metric,
+            goal=goal,
+            title=f"Sweep {name}: {metric} by trial",
+        ),
+        "importance": plots.importance_bar(
+            importances, files["importance"], title=f"Sweep {name}: hyperparameter importance"
+        ),
+    }

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fnn import data, tracking
-from fnn.sweep.config import METRICS, SweepConfigError, _as_field
+from fnn.sweep.config import METRICS, SweepConfigError, as_field
 from fnn.train import FIELDS, TrainConfig, fit, validate
 from fnn.train import load_splits as load_training_splits
 
@@ -29,7 +29,7 @@ def load_splits(config: TrainConfig, *, progress: bool = False) -> data.Splits:
     return _SPLITS[key]
 
 
-def _check_base(base: Mapping | None) -> dict:
+def check_base(base: Mapping | None) -> dict:
     """``base`` (TrainConfig fields the sweep does not set) as a dict; a bad value raises
     ``ConfigError`` naming the option, as ``fnn train`` does."""
     base = dict(base or {})
@@ -39,24 +39,24 @@ def _check_base(base: Mapping | None) -> dict:
             f"base configuration: unknown option(s) {', '.join(unknown)}; "
             f"valid: {', '.join(sorted(FIELDS))}"
         )
-    _train_config(base, {})
+    train_config(base, {})
     return base
 
 
-def _train_config(base: Mapping, values: Mapping) -> TrainConfig:
+def train_config(base: Mapping, values: Mapping) -> TrainConfig:
     """The validated configuration of ``base`` with a trial's ``values``: an optimizer
     hyperparameter that is not a TrainConfig field goes into ``hparams``."""
-    merged = {name: _as_field(name, value) for name, value in {**base, **values}.items()}
+    merged = {name: as_field(name, value) for name, value in {**base, **values}.items()}
     hparams = dict(merged.pop("hparams", None) or {})
     hparams.update({name: merged.pop(name) for name in list(merged) if name not in FIELDS})
     return validate(TrainConfig(**merged, hparams=hparams))
 
 
-def _new_history() -> dict[str, list[float]]:
+def new_history() -> dict[str, list[float]]:
     return {name: [] for name in METRICS}
 
 
-def _train(
+def train(
     config: TrainConfig,
     tracker: tracking.Tracker,
     history: dict[str, list[float]],
@@ -78,7 +78,7 @@ def _train(
     fit(config, splits, tracker=tracker, progress=progress, on_epoch=on_epoch)
 
 
-def _summary(history: dict[str, list], metric: str, state: str, **extra: Any) -> dict[str, Any]:
+def run_summary(history: dict[str, list], metric: str, state: str, **extra: Any) -> dict[str, Any]:
     """The run summary of a trial: ``metric`` of the last epoch, the best val_accuracy, how many
     epochs ran and how the trial ended (``sweep_state``: COMPLETE, PRUNED or FAIL)."""
     summary: dict[str, Any] = {"sweep_state": state, "epochs_run": len(history[metric]), **extra}

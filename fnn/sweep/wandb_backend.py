@@ -20,7 +20,7 @@ from pathlib import Path
 from fnn import tracking
 from fnn.constraints import is_number
 from fnn.sweep.config import METRICS, SweepConfigError, load_config, sweepable
-from fnn.sweep.training import _check_base, _new_history, _summary, _train, _train_config
+from fnn.sweep.training import check_base, new_history, run_summary, train, train_config
 from fnn.train import ConfigError, TrainingDiverged
 
 INSPECT_TIMEOUT = 120.0  # seconds for one `wandb leet inspect`
@@ -48,7 +48,7 @@ def agent_function(
 ) -> Callable[[], None]:
     """The function ``wandb.agent`` calls once per run: it reads the sweep's values from
     ``wandb.init().config``, trains ``base`` updated with them and records the run."""
-    base = _check_base(base)
+    base = check_base(base)
     if metric not in METRICS:
         raise SweepConfigError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
 
@@ -63,7 +63,7 @@ def agent_function(
                 raise SweepConfigError(
                     f"sweep parameter(s) {', '.join(unknown)} are not training options"
                 )
-            config = _train_config(base, values)
+            config = train_config(base, values)
         except (SweepConfigError, ConfigError) as error:
             say(f"skipping run {run.id}: {error}")
             run.finish(exit_code=1)
@@ -71,15 +71,15 @@ def agent_function(
         run.name = tracking.run_name(config.to_dict())
         run.config.update(config.to_dict(), allow_val_change=True)
         tracker = tracking.WandbTracker(run, warn=say)
-        history = _new_history()
+        history = new_history()
         try:
-            _train(config, tracker, history, progress=progress)
+            train(config, tracker, history, progress=progress)
         except TrainingDiverged as error:
             say(f"run {run.name}: {error}")
-            tracker.summary(_summary(history, metric, "FAIL", error=str(error)))
+            tracker.summary(run_summary(history, metric, "FAIL", error=str(error)))
             run.finish(exit_code=1)
             return
-        tracker.summary(_summary(history, metric, "COMPLETE"))
+        tracker.summary(run_summary(history, metric, "COMPLETE"))
         tracker.finish()
 
     return run_once
@@ -106,7 +106,7 @@ def run_wandb(
         raise SweepConfigError("a W&B sweep needs a sweep configuration, or the id of one to join")
     sweep = load_config(config) if config is not None else {}
     metric = sweep["metric"]["name"] if sweep else "val_accuracy"  # the server knows its own
-    base = _check_base(base)
+    base = check_base(base)
     project = project or sweep.get("project") or "fnn"
     entity = entity or sweep.get("entity")
     try:

@@ -1,15 +1,16 @@
 """What the sweep tests share: Gaussian blobs as the data (trials take milliseconds), small
 sweep definitions and ``run``, a local sweep in a temporary SQLite storage; ``wait_for`` an
-event, and ``wait_until_stale`` for a trial's heartbeat to go stale."""
+event, and ``orphan``: a trial taken by a worker that died, with or without a heartbeat."""
 
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import optuna
 
 from fnn import data, sweep
-from fnn.sweep import optuna_study, training
+from fnn.sweep import training
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 REAL_PREPARE = data.prepare
@@ -87,14 +88,24 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 120.0)
         time.sleep(0.02)
 
 
-def wait_until_stale(study, number: int, grace: float) -> None:
-    """Wait until trial ``number``'s last heartbeat is over ``grace`` seconds old on the
-    database's clock, as Optuna's stale check reads it: a grace is wall-clock time by design,
-    and its end is the event waited for."""
+def orphan(tmp_path, name: str, *, heartbeat: bool, point: dict | None = None) -> int:
+    """The number of a trial of study ``name`` (in ``run``'s storage) taken as a worker takes
+    one, by a process that then died: RUNNING, with its grid ``point`` queued and taken when
+    given. With ``heartbeat``, it has recorded one heartbeat just now (which then goes stale);
+    without, it never did. Only Optuna's public API: the trial's id comes from the storage."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'sweeps.db'}")
+    study = optuna.load_study(study_name=name, storage=storage)
+    if point is not None:
+        study.enqueue_trial(point["params"], user_attrs={"grid_point": point["index"]})
+    trial = study.ask()
+    if heartbeat:  # it named itself, as a worker does first thing
+        trial.set_user_attr("worker", "gone:0")
+        study_id = storage.get_study_id_from_name(name)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        storage.record_heartbeat(trial_id)
+    return trial.number
 
-    def stale() -> bool:
-        ages = optuna_study._heartbeat_ages(study)
-        assert ages is not None and number in ages, f"trial {number} has no heartbeat: {ages}"
-        return ages[number] > grace
 
-    wait_for(stale, f"the heartbeat of trial {number} to be {grace} s old")
+def first_point(config: dict) -> dict:
+    """``orphan``'s ``point``: the first point of the grid ``config``."""
+    return {"params": sweep.grid_points(sweep.load_config(config))[0], "index": 0}

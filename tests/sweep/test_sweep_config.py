@@ -5,6 +5,7 @@ import pytest
 from sweep_helpers import CONFIGS, quick
 
 from fnn import sweep
+from fnn.sweep import wandb_backend
 
 
 def test_load_config_reads_yaml_and_normalises(tmp_path):
@@ -22,15 +23,17 @@ def test_load_config_reads_yaml_and_normalises(tmp_path):
     assert parameters["epochs"] == {"distribution": "int_uniform", "min": 1, "max": 3}
     assert parameters["activation"] == {"distribution": "categorical", "values": ["tanh", "ReLU"]}
     assert parameters["dropout"] == {"distribution": "constant", "value": 0.1}
-    assert sweep.wandb_config(config)["parameters"]["activation"] == {"values": ["tanh", "ReLU"]}
-    assert sweep.wandb_config(config)["parameters"]["dropout"] == {"value": 0.1}
+    assert wandb_backend.wandb_config(config)["parameters"]["activation"] == {
+        "values": ["tanh", "ReLU"]
+    }
+    assert wandb_backend.wandb_config(config)["parameters"]["dropout"] == {"value": 0.1}
 
 
 @pytest.mark.parametrize("name", ["quick", "assignment", "assignment_mse"])
 def test_shipped_configs_are_valid(name):
     config = sweep.load_config(CONFIGS / f"sweep_{name}.yaml")
     assert config["metric"] == {"name": "val_accuracy", "goal": "maximize"}
-    assert set(config["parameters"]) <= sweep.SWEEPABLE
+    assert set(config["parameters"]) <= sweep.sweepable()
     assert sweep.load_config(config) == config  # normalised once is normalised
 
 

@@ -8,16 +8,17 @@ import pytest
 from sweep_helpers import (
     CONFIGS,
     REAL_PREPARE,
+    first_point,
     grid,
+    orphan,
     points,
     quick,
     run,
     use_blobs,
-    wait_until_stale,
 )
 
 from fnn import data, sweep
-from fnn.sweep import optuna_study, training
+from fnn.sweep import local, training
 from fnn.train import TrainingDiverged
 
 
@@ -108,17 +109,20 @@ def test_a_diverged_trial_fails_with_its_message_and_the_sweep_goes_on(tmp_path)
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 def test_a_killed_trial_is_failed_by_its_stale_heartbeat_and_rerun(tmp_path, monkeypatch):
-    monkeypatch.setattr(optuna_study, "HEARTBEAT_SECONDS", 1)
-    monkeypatch.setattr(optuna_study, "GRACE_SECONDS", 1)
-    study = run(grid(), tmp_path, count=0)
-    orphan = study.ask()  # a trial whose process then died: RUNNING, heartbeat going stale
-    study._storage.record_heartbeat(orphan._trial_id)
-    wait_until_stale(study, orphan.number, optuna_study.GRACE_SECONDS)  # before the run looks
-    study = run(grid(), tmp_path)
-    assert study.trials[0].state.name == "FAIL"
+    monkeypatch.setattr(local, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(local, "GRACE_SECONDS", 1)
+    run(grid(), tmp_path, count=0)
+    # a worker took the first point, beat once and died: the run does the other three points,
+    # then waits for that trial's heartbeat to go stale, fails it and runs its point again
+    number = orphan(tmp_path, "t", heartbeat=True, point=first_point(grid()))
+    lines = []
+    study = run(grid(), tmp_path, lines)
+    assert study.trials[number].state.name == "FAIL"
     done = [(t.params["hidden_size"], t.params["optimizer"]) for t in study.trials[1:]]
     assert sorted(done) == [(8, "adam"), (8, "sgd"), (16, "adam"), (16, "sgd")]
-    assert study.trials[1].system_attrs["failed_trial"] == 0  # the orphan's point, run again
+    assert study.trials[-1].system_attrs["failed_trial"] == number  # Optuna's retry callback
+    assert study.trials[-1].user_attrs["grid_point"] == 0
+    assert sum(line.startswith(f"waiting for trial {number},") for line in lines) == 1
 
 
 def test_hyperband_prunes_per_epoch(tmp_path):

@@ -20,11 +20,14 @@ def synthetic_data(monkeypatch):
 def test_methods_map_to_optuna_samplers():
     samplers = optuna.samplers
     grid_sampler = sweep.optuna_sampler(sweep.load_config(grid()))
-    assert isinstance(grid_sampler, samplers.GridSampler)
+    assert isinstance(grid_sampler, samplers.RandomSampler)  # every grid trial takes a point
     assert sweep.grid_space(sweep.load_config(grid())) == {
         "hidden_size": [8, 16],
         "optimizer": ["adam", "sgd"],
     }
+    assert sweep.grid_points(sweep.load_config(grid())) == [
+        {"hidden_size": h, "optimizer": o} for h in (8, 16) for o in ("adam", "sgd")
+    ]
     assert isinstance(sweep.optuna_sampler(sweep.load_config(quick())), samplers.RandomSampler)
     bayes = sweep.load_config(quick(method="bayes"))
     assert isinstance(sweep.optuna_sampler(bayes, seed=3), samplers.TPESampler)
@@ -63,7 +66,7 @@ SUGGESTIONS = [  # W&B spec -> the Optuna distribution it must become
 def test_each_distribution_becomes_an_optuna_suggestion(spec, name, expected):
     config = sweep.load_config(quick(parameters={name: spec}))
     trial = optuna.create_study().ask()
-    value = optuna_space._suggest(trial, name, config["parameters"][name])
+    value = optuna_space.suggest(trial, name, config["parameters"][name])
     assert trial.distributions[name] == expected
     assert expected._contains(expected.to_internal_repr(value))
 

@@ -12,7 +12,6 @@ import signal
 import struct
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,11 +19,11 @@ import numpy as np
 import optuna
 import pytest
 from postgres_support import postgres_server_fixture, postgres_url_fixture  # noqa: F401
-from sweep_helpers import BASE, grid, quick, run, use_blobs, wait_for
+from sweep_helpers import BASE, first_point, grid, orphan, quick, run, use_blobs, wait_for
 
 from fnn import data, sweep
 from fnn.cli import main
-from fnn.sweep import optuna_storage, optuna_study, training
+from fnn.sweep import local, optuna_storage, training
 from fnn.sweep.optuna_storage import StorageLock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,8 +118,8 @@ def start_workers(n: int, sweep: dict, storage: str, images: Path, tmp_path: Pat
     config = tmp_path / f"{sweep['name']}.yaml"
     config.write_text(json.dumps(sweep))  # JSON is YAML
     env = child_environment(**{
-        optuna_study.HEARTBEAT_ENV: str(HEARTBEAT),
-        optuna_study.GRACE_ENV: str(GRACE),
+        local.HEARTBEAT_ENV: str(HEARTBEAT),
+        local.GRACE_ENV: str(GRACE),
         "WANDB_MODE": "offline",
         "FNN_TEST_PAUSE_EPOCH": str(pause_epoch),
     })  # fmt: skip
@@ -241,8 +240,9 @@ def test_a_worker_killed_mid_trial_is_taken_over_and_the_grid_runs_once(storage,
     killed = trials[number]
     assert killed.state.name == "FAIL"  # failed by its stale heartbeat
     (retried,) = [t for t in trials if t.system_attrs.get("failed_trial") == number]
-    assert retried.state.name == "COMPLETE"
-    assert retried.system_attrs["grid_id"] == killed.system_attrs["grid_id"]  # its point
+    assert retried.state.name == "COMPLETE"  # queued again by Optuna's retry callback
+    assert retried.user_attrs["grid_point"] == killed.user_attrs["grid_point"]  # its point
+    assert retried.params == killed.params
     assert len(trials) == 13  # nothing else ran twice
 
 
@@ -272,63 +272,42 @@ def test_a_bare_postgresql_url_uses_the_installed_driver(postgres_url, tmp_path,
         grid(), count=None, base=BASE, storage=bare, tracker="none", say=lambda line: None
     )
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
-    assert sweep.study_trials(optuna_study._load_study("t", bare))[0]["state"] == "COMPLETE"
+    assert sweep.study_trials(sweep.load_study("t", bare))[0]["state"] == "COMPLETE"
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
-def test_a_rerun_within_the_grace_says_when_the_killed_trial_is_retried(
+def test_a_rerun_waits_for_a_killed_trial_and_runs_its_point_again(
     tmp_path, monkeypatch, synthetic_data
 ):
-    monkeypatch.setattr(optuna_study, "HEARTBEAT_SECONDS", 1)
-    monkeypatch.setattr(optuna_study, "GRACE_SECONDS", 3)
+    monkeypatch.setattr(local, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(local, "GRACE_SECONDS", 3)
     study = run(grid(), tmp_path, count=0)
-    for _ in range(3):  # three points done, the fourth's worker killed just now
-        trial = study.ask()
-        study.tell(trial, 0.5)
-    orphan = study.ask()
-    study._storage.record_heartbeat(orphan._trial_id)
-    # its worker keeps the heartbeat fresh until the rerun says it waits for it, then dies:
-    # the rerun surely starts within the grace, however long it takes to get there
-    lines, seen_waiting, last_beat = [], threading.Event(), [time.monotonic()]
-
-    def say(line: str) -> None:
-        lines.append(line)
-        if line.startswith("waiting for trial 3"):
-            seen_waiting.set()
-
-    def worker() -> None:
-        while not seen_waiting.wait(0.2):  # a heartbeat every 0.2 s, until then
-            last_beat[0] = time.monotonic()
-            study._storage.record_heartbeat(orphan._trial_id)
-
-    beating = threading.Thread(target=worker)
-    beating.start()
-    try:
-        study = sweep.run_local(grid(), count=None, base=BASE, tracker="none", say=say,
-                                storage=f"sqlite:///{tmp_path / 'sweeps.db'}")  # fmt: skip
-    finally:
-        seen_waiting.set()
-        beating.join()
-    assert time.monotonic() - last_beat[0] > 2.5  # it waited for the grace after the last beat
-    waiting = [line for line in lines if line.startswith("waiting for trial 3")]
+    number = orphan(tmp_path, "t", heartbeat=True, point=first_point(grid()))
+    lines = []
+    study = run(grid(), tmp_path, lines)  # the other 3 points, then the wait for the orphan's
+    waiting = [line for line in lines if line.startswith(f"waiting for trial {number},")]
     assert len(waiting) == 1, lines
-    assert re.search(r"run again here in about [123] s \(grace 3 s\)$", waiting[0]), waiting
-    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3 + ["FAIL", "COMPLETE"]
-    assert study.trials[4].system_attrs["failed_trial"] == 3
+    assert waiting[0].endswith("is failed 3 s after its last heartbeat and run again here")
+    states = [t.state.name for t in study.trials]
+    assert states == ["FAIL", "COMPLETE", "COMPLETE", "COMPLETE", "COMPLETE"], lines
+    assert study.trials[4].system_attrs["failed_trial"] == number
+    assert study.trials[4].user_attrs["grid_point"] == 0
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
-def test_a_trial_claimed_by_a_worker_that_died_before_its_first_heartbeat_is_retried(
+def test_a_trial_taken_by_a_worker_that_died_before_naming_itself_is_retried(
     tmp_path, monkeypatch, synthetic_data
 ):
-    monkeypatch.setattr(optuna_study, "HEARTBEAT_SECONDS", 1)
-    monkeypatch.setattr(optuna_study, "GRACE_SECONDS", 1)
-    study = run(grid(), tmp_path, count=0)
-    study.ask()  # RUNNING, and no heartbeat ever: Optuna alone would never fail it
+    monkeypatch.setattr(local, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(local, "GRACE_SECONDS", 1)
+    run(grid(), tmp_path, count=0)
+    # RUNNING with no heartbeat ever: Optuna alone would never fail it
+    number = orphan(tmp_path, "t", heartbeat=False, point=first_point(grid()))
     study = run(grid(), tmp_path)
     assert [t.state.name for t in study.trials].count("COMPLETE") == 4
-    assert study.trials[0].state.name == "FAIL"
-    assert study.trials[-1].system_attrs["failed_trial"] == 0  # run last, after the wait
+    assert study.trials[number].state.name == "FAIL"
+    assert study.trials[-1].system_attrs["failed_trial"] == number  # run last, after the wait
+    assert study.trials[-1].user_attrs["grid_point"] == 0
 
 
 def test_an_interrupted_count_is_finished_by_the_same_command(tmp_path, monkeypatch):
@@ -353,20 +332,20 @@ def test_an_interrupted_count_is_finished_by_the_same_command(tmp_path, monkeypa
 
 
 def test_each_worker_gets_its_own_sampler_seed():
-    fresh = {optuna_study._worker_seed(None, 0, 0) for _ in range(4)}
+    fresh = {local._worker_seed(None, 0, 0) for _ in range(4)}
     assert len(fresh) == 4
-    assert optuna_study._worker_seed(7, 0, 0) == 7  # a first run is repeatable as before
-    derived = {optuna_study._worker_seed(7, number, 0) for number in range(1, 5)}
+    assert local._worker_seed(7, 0, 0) == 7  # a first run is repeatable as before
+    derived = {local._worker_seed(7, number, 0) for number in range(1, 5)}
     assert len(derived) == 4 and 7 not in derived
-    assert optuna_study._worker_seed(7, 1, 3) == optuna_study._worker_seed(7, 1, 3)
+    assert local._worker_seed(7, 1, 3) == local._worker_seed(7, 1, 3)
 
 
 def test_the_heartbeat_can_be_shortened_through_the_environment(monkeypatch):
-    monkeypatch.setenv(optuna_study.GRACE_ENV, "5")
-    assert optuna_study.heartbeat_settings() == (optuna_study.HEARTBEAT_SECONDS, 5)
-    monkeypatch.setenv(optuna_study.HEARTBEAT_ENV, "0")
-    with pytest.raises(optuna_study.SweepConfigError, match="FNN_SWEEP_HEARTBEAT_SECONDS"):
-        optuna_study.heartbeat_settings()
+    monkeypatch.setenv(local.GRACE_ENV, "5")
+    assert local.heartbeat_settings() == (local.HEARTBEAT_SECONDS, 5)
+    monkeypatch.setenv(local.HEARTBEAT_ENV, "0")
+    with pytest.raises(sweep.SweepConfigError, match="FNN_SWEEP_HEARTBEAT_SECONDS"):
+        local.heartbeat_settings()
 
 
 def blocked_on(path: Path, pid: int) -> bool:

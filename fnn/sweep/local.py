@@ -1,0 +1,571 @@
+"""The local backend: a W&B sweep configuration run as an Optuna study, without a W&B server
+(``run_local``), resumable and shared by any number of worker processes; and a study read back
+(``load_study``, ``study_trials``, ``trial_config``).
+
+Workers coordinate through Optuna's public API:
+
+- **Heartbeats.** The storage is an ``RDBStorage`` with ``heartbeat_interval``, ``grace_period``
+  and ``heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback()``: the public
+  ``optuna.storages.fail_stale_trials`` fails the trial of a worker that died (its last
+  heartbeat over ``GRACE_SECONDS`` old), and the callback queues its parameters again as a new
+  trial (with no retry limit), which the next ``ask`` takes.
+- **Counts** are read from the study's own trials. The latest ``--count`` and the trial total it
+  aims at are study user attributes, so workers started together share one total.
+- **Grid points** are queued with ``study.enqueue_trial``, one at a time, just before the
+  ``ask`` that takes them.
+
+One guarantee needs more than Optuna gives: **no grid point runs twice, and no count or run_cap
+is overshot, however many workers start at once.** (``enqueue_trial(skip_if_exists=True)`` and
+``GridSampler`` both say they may duplicate under concurrency.) So a worker decides its next
+trial, queues its point and asks for it while holding the storage's lock
+(``optuna_storage.StorageLock``), and lets the lock go as soon as its trial has started.
+
+Optuna is imported inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fnn import tracking
+from fnn.constraints import is_integer
+from fnn.sweep.config import SweepConfigError, load_config
+from fnn.sweep.optuna_space import grid_points, optuna_pruner, optuna_sampler, suggest
+from fnn.sweep.optuna_storage import (
+    StorageLock,
+    check_driver,
+    database_url,
+    retry_creation,
+    sqlite_path,
+)
+from fnn.sweep.training import (
+    SPLIT_FIELDS,
+    STATES,
+    check_base,
+    load_splits,
+    new_history,
+    run_summary,
+    train,
+    train_config,
+)
+from fnn.train import TrainingDiverged
+
+if TYPE_CHECKING:
+    import optuna
+
+# A running trial records a heartbeat every HEARTBEAT_SECONDS. Once its last one is over
+# GRACE_SECONDS old (its worker was killed, or its machine lost), it is failed and run again.
+HEARTBEAT_SECONDS = 15
+GRACE_SECONDS = 60
+# The environment overrides both, in whole seconds, for worker processes that cannot be patched
+# (the tests' subprocess workers): FNN_SWEEP_HEARTBEAT_SECONDS and FNN_SWEEP_GRACE_SECONDS.
+HEARTBEAT_ENV, GRACE_ENV = "FNN_SWEEP_HEARTBEAT_SECONDS", "FNN_SWEEP_GRACE_SECONDS"
+DEFINITION_KEYS = ("method", "parameters", "metric", "early_terminate")
+
+
+def heartbeat_settings() -> tuple[int, int]:
+    """(heartbeat interval, grace period) in seconds: the module's, or the environment's."""
+
+    def read(name: str, default: int) -> int:
+        text = os.environ.get(name, "").strip()
+        if not text:
+            return default
+        if not text.isdigit() or int(text) < 1:
+            raise SweepConfigError(f"{name} must be a whole number of seconds >= 1; got {text!r}")
+        return int(text)
+
+    return read(HEARTBEAT_ENV, HEARTBEAT_SECONDS), read(GRACE_ENV, GRACE_SECONDS)
+
+
+def run_local(
+    config: str | os.PathLike | dict,
+    *,
+    count: int | None,
+    base: dict,
+    storage: str = "sqlite:///sweeps.db",
+    study_name: str | None = None,
+    tracker: str = "wandb",
+    project: str | None = None,
+    entity: str | None = None,
+    seed: int | None = 0,
+    progress: bool = False,
+    say: Callable[[str], None] = print,
+) -> optuna.Study:
+    """Run a W&B sweep configuration with Optuna, without a W&B server; returns the study.
+
+    The study (``study_name``, default the config's ``name``, else the YAML file's stem) lives
+    in ``storage`` and is resumed when it exists (a different search is refused): finished
+    trials are kept. Several processes (workers) may run it at once, on one machine with SQLite
+    or on several with PostgreSQL (see the module's docstring for how they coordinate).
+
+    - ``count``: the trials to run, in total across the workers that start with the same count
+      before that total is reached (an interrupted run started again finishes it); after that,
+      ``count`` more. None: the rest of the grid, or up to ``run_cap``, which caps the study.
+    - A grid runs each point once. A point whose trial failed other than by divergence (Ctrl-C,
+      an exception, a killed worker) runs again; a diverged one is final. A worker with nothing
+      left to start waits while other workers' trials run, to take over the trial of one that
+      dies.
+    - ``seed`` seeds the sampler of the study's first worker; later workers and resumed runs
+      derive theirs from it, so they do not redraw the same values. None: a fresh seed per
+      worker. Each trial records its ``sampler_seed`` and ``worker`` (host:pid).
+    - Each trial reports its metric every epoch (hyperband prunes on it) and records, as user
+      attributes, ``config`` (the whole training configuration), ``metric``, ``run_name``,
+      ``history`` (the per-epoch metrics), ``wandb_run`` (the run's page or offline folder) and
+      ``error`` (a diverged trial's message).
+    - ``say`` gets a line at the start, one per finished trial, one when waiting for other
+      workers and the best at the end.
+    """
+    import optuna
+
+    sweep = load_config(config)
+    study_name = _study_name(config, sweep, study_name)
+    _check_request(sweep, count, tracker)
+    base = check_base(base)
+    heartbeat_settings()  # a bad override is an error before anything is created
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # we print our own line per trial
+    try:
+        study, worker = _open_study(sweep, base, storage, study_name, seed, count, say)
+        _preload(sweep, base, progress)
+        objective = _objective(sweep, base, worker, study_name=study_name, tracker_kind=tracker,
+                               project=project or sweep.get("project") or "fnn",
+                               entity=entity or sweep.get("entity"), progress=progress,
+                               say=say)  # fmt: skip
+        _optimize(study, sweep, objective, worker, say)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return study
+
+
+def _study_name(config: str | os.PathLike | dict, sweep: dict, study_name: str | None) -> str:
+    """``study_name``, else the sweep's ``name``, else the stem of the YAML file."""
+    if study_name is None and not isinstance(config, Mapping):
+        study_name = sweep.get("name") or Path(config).stem
+    study_name = study_name or sweep.get("name")
+    if not study_name:
+        raise SweepConfigError("the study needs a name: set `name:` in the sweep or pass one")
+    return study_name
+
+
+def _check_request(sweep: dict, count: int | None, tracker: str) -> None:
+    """Refuse a count or tracker that cannot run, and a sweep that would never end."""
+    if count is not None and not (is_integer(count) and count >= 0):
+        raise SweepConfigError(f"count must be an integer >= 0 (or None); got {count!r}")
+    if tracker not in tracking.TRACKERS:
+        raise SweepConfigError(
+            f"tracker must be one of {', '.join(tracking.TRACKERS)}; got {tracker!r}"
+        )
+    if sweep["method"] != "grid" and count is None and "run_cap" not in sweep:
+        raise SweepConfigError(
+            f"a {sweep['method']} sweep never finishes by itself: give a count or set run_cap"
+        )
+
+
+def _preload(sweep: dict, base: dict, progress: bool) -> None:
+    """Load the data before the first trial when no split option varies, so a missing data set
+    is one error up front instead of a failed trial."""
+    parameters = sweep["parameters"]
+    if any(parameters.get(name, {}).get("distribution", "constant") != "constant"
+           for name in SPLIT_FIELDS):  # fmt: skip
+        return
+    constants = {n: s["value"] for n, s in parameters.items() if s["distribution"] == "constant"}
+    load_splits(train_config(base, constants), progress=progress)
+
+
+# --- the study and this worker's part in it ----------------------------------------------------
+
+
+@dataclass
+class _Worker:
+    """This process's part in a shared study: the storage's ``lock``, its sampler ``seed``, the
+    ``count`` it was asked for and ``target``, the trials taken (finished for good, or running)
+    at which it stops (None: no count); ``joined``: the target is shared with other workers;
+    ``beats``: the storage records heartbeats, so a dead worker's trial is failed (fnn's own
+    storages do; without them, waiting for other workers could wait forever)."""
+
+    lock: StorageLock
+    seed: int
+    count: int | None
+    target: int | None
+    joined: bool
+    beats: bool
+    name: str
+
+
+def _open_study(sweep, base, storage, name, seed, count, say) -> tuple[optuna.Study, _Worker]:
+    """The study ``name`` in ``storage``, created or resumed under the storage's lock (retried
+    on a collision with a creator that does not take it), and this process's part in it."""
+    import optuna
+
+    url = storage if isinstance(storage, str) else None
+    if url is not None:
+        check_driver(url)
+    lock = StorageLock(url)
+    with lock:  # an RDBStorage creates Optuna's tables
+        shared = retry_creation(lambda: _storage(storage))
+        study = retry_creation(lambda: optuna.create_study(
+            storage=shared, study_name=name, load_if_exists=True,
+            sampler=optuna_sampler(sweep, 0), pruner=optuna_pruner(sweep, base),
+            direction=sweep["metric"]["goal"]))  # fmt: skip
+        _remember(study, sweep, base, say)
+        number = int(study.user_attrs.get("workers", 0))
+        study.set_user_attr("workers", number + 1)
+        trials = study.get_trials(deepcopy=False)
+        worker_seed = _worker_seed(seed, number, len(trials))
+        study.sampler = optuna_sampler(sweep, worker_seed)
+        target, joined = _target(study, trials, count)
+    beats = getattr(shared, "get_heartbeat_interval", lambda: None)() is not None
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    return study, _Worker(lock, worker_seed, count, target, joined, beats, name)
+
+
+def _storage(storage: Any) -> Any:
+    """An RDB URL becomes an ``RDBStorage`` with heartbeats, whose failed (stale) trials are
+    queued again; a storage object is used as given."""
+    import optuna
+
+    if not isinstance(storage, str):
+        return storage
+    options: dict[str, Any] = {}
+    path = sqlite_path(storage)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # several workers write to one file: wait for a lock rather than fail after 5 s
+        options["connect_args"] = {"timeout": 60}
+    interval, grace = heartbeat_settings()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            database_url(storage), engine_kwargs=options, heartbeat_interval=interval,
+            grace_period=grace,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
+        )  # fmt: skip
+
+
+def _worker_seed(seed: int | None, number: int, existing: int) -> int:
+    """The sampler seed of worker ``number`` (0 for a study's first), which finds ``existing``
+    trials: fresh OS entropy without ``seed``; the seed itself for the first worker of a new
+    study (a single run repeats as before); else one derived from all three, so workers started
+    together, and resumed runs, do not redraw earlier values."""
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1)[0])
+    if number == 0 and existing == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, number, existing]).generate_state(1)[0])
+
+
+def _target(study: optuna.Study, trials: list, count: int | None) -> tuple[int | None, bool]:
+    """The trials taken at which a worker asked for ``count`` stops, and whether it joins the
+    total of earlier workers: a worker with the latest stored count, arriving before its total
+    is finished, shares it (so workers started together run ``count`` in all, and an
+    interrupted run started again finishes it); otherwise the trials taken so far plus
+    ``count``."""
+    if count is None:
+        return None, False
+    latest = study.user_attrs.get("count") or {}
+    finished = sum(_final(trial) for trial in trials)
+    if latest.get("count") == count and finished < latest.get("target", 0):
+        return int(latest["target"]), True
+    target = sum(_taken(trial) for trial in trials) + count
+    if count:
+        study.set_user_attr("count", {"count": count, "target": target})
+    return target, False
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=list))
+
+
+def _definition(sweep: dict) -> dict:
+    """What makes the trials of a study comparable (a new target, run_cap or name does not)."""
+    definition = {key: sweep.get(key) for key in DEFINITION_KEYS}
+    definition["metric"] = {key: sweep["metric"][key] for key in ("name", "goal")}
+    return _jsonable(definition)
+
+
+def _remember(study: optuna.Study, sweep: dict, base: dict, say: Callable[[str], None]) -> None:
+    """Store the sweep and base options in a new study; for an existing one, refuse a different
+    search (its trials would not be comparable) and point out changed base options."""
+    stored = study.user_attrs.get("sweep")
+    if stored is None:
+        study.set_user_attr("sweep", _jsonable(sweep))
+        study.set_user_attr("base", _jsonable(base))
+        return
+    old_definition, definition = _definition(stored), _definition(sweep)
+    differs = [key for key in DEFINITION_KEYS if old_definition[key] != definition[key]]
+    if differs:
+        raise SweepConfigError(
+            f"study {study.study_name!r} was created from a different sweep ({', '.join(differs)}"
+            " changed); give it another name or storage"
+        )
+    old, new = study.user_attrs.get("base", {}), _jsonable(base)
+    changed = sorted(k for k in set(old) | set(new) if k != "data_dir" and old.get(k) != new.get(k))
+    if changed:
+        changes = ", ".join(f"{key} {old.get(key)!r} -> {new.get(key)!r}" for key in changed)
+        say(f"note: base options differ from the study's first run: {changes}")
+
+
+# --- what a worker does next -------------------------------------------------------------------
+
+
+def _final(trial: optuna.trial.FrozenTrial) -> bool:
+    """Finished for good: complete, pruned, or failed by divergence (which a rerun repeats).
+    Other failures (Ctrl-C, a killed process, an exception) are worth running again."""
+    state = trial.state.name
+    return state in ("COMPLETE", "PRUNED") or (state == "FAIL" and "error" in trial.user_attrs)
+
+
+def _taken(trial: optuna.trial.FrozenTrial) -> bool:
+    """Counted against ``count`` and ``run_cap``: finished for good, or running."""
+    return _final(trial) or trial.state.name == "RUNNING"
+
+
+def _grid(trials: list, sweep: dict) -> dict[str, list]:
+    """A grid's points (indices into ``grid_points``) by status: ``done``, ``running``,
+    ``queued`` and ``left`` (to queue: never started, or failed other than by divergence). A
+    trial's point is its ``grid_point`` user attribute, else its parameters (a study made
+    before points were queued)."""
+    points = grid_points(sweep)
+    index = {json.dumps(point, sort_keys=True): i for i, point in enumerate(points)}
+    status: dict[int, str] = {}
+    for trial in trials:
+        point = trial.user_attrs.get("grid_point")
+        if point is None:
+            point = index.get(json.dumps(trial.params, sort_keys=True))
+        if point is None:
+            continue
+        state = trial.state.name
+        found = "done" if _final(trial) else {"RUNNING": "running", "WAITING": "queued"}.get(state)
+        ranks = ("done", "running", "queued")
+        if found and (point not in status or ranks.index(found) < ranks.index(status[point])):
+            status[point] = found
+    groups: dict[str, list] = {"done": [], "running": [], "queued": [], "left": []}
+    for point in range(len(points)):
+        groups[status.get(point, "left")].append(point)
+    return groups
+
+
+def _budget(trials: list, sweep: dict, worker: _Worker) -> tuple[int, str]:
+    """How many trials are left to start (by all workers), and why not more."""
+    taken = sum(_taken(trial) for trial in trials)
+    budget, reason = math.inf, ""
+    if worker.target is not None:
+        budget, reason = worker.target - taken, f"count {worker.count} reached"
+    run_cap = sweep.get("run_cap")
+    if run_cap is not None and run_cap - taken < budget:
+        budget, reason = run_cap - taken, f"run_cap {run_cap} reached"
+    if sweep["method"] == "grid":
+        grid = _grid(trials, sweep)
+        if len(grid["queued"]) + len(grid["left"]) < budget:
+            budget = len(grid["queued"]) + len(grid["left"])
+            done, size = len(grid["done"]), len(grid_points(sweep))
+            running = f", {len(grid['running'])} running" if grid["running"] else ""
+            reason = f"grid exhausted: {done} of {size} points done{running}"
+    return max(0, int(budget)), reason
+
+
+def _next_step(study: optuna.Study, sweep: dict, worker: _Worker) -> tuple[str, int, str, list]:
+    """``(action, budget, reason, running)``, taken under the storage's lock: ``run`` a trial
+    (a grid's next point is queued first), ``wait`` for the ``running`` trials of other workers
+    (if one of them dies, its trial is to run again here), or ``stop``."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # and their parameters queued again
+        trials = study.get_trials(deepcopy=False)
+        if worker.beats:
+            trials = _fail_orphans(study, trials)
+    budget, reason = _budget(trials, sweep, worker)
+    if budget:
+        grid = _grid(trials, sweep) if sweep["method"] == "grid" else None
+        if grid is not None and not grid["queued"]:
+            point = grid["left"][0]
+            study.enqueue_trial(grid_points(sweep)[point], user_attrs={"grid_point": point})
+        return "run", budget, reason, []
+    running = [trial for trial in trials if trial.state.name == "RUNNING"]
+    others = [trial for trial in trials if trial.state.name != "RUNNING"]
+    if running and worker.beats and _budget(others, sweep, worker)[0]:
+        return "wait", 0, reason, running
+    return "stop", 0, reason, []
+
+
+def _fail_orphans(study: optuna.Study, trials: list) -> list:
+    """``trials``, after failing (and queueing again, as a stale one) each running trial whose
+    worker died between taking it and naming itself (a few milliseconds, under the lock, before
+    its first heartbeat may have been written): it has no ``worker`` attribute and started over
+    a grace period ago. Optuna fails only trials that have a heartbeat."""
+    import optuna
+
+    grace = heartbeat_settings()[1]
+    orphans = [
+        t for t in trials
+        if t.state.name == "RUNNING" and "worker" not in t.user_attrs
+        and (datetime.now() - t.datetime_start).total_seconds() > grace
+    ]  # fmt: skip
+    if not orphans:
+        return trials
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback()
+    for orphan in orphans:
+        retry(study, study.tell(orphan.number, state=optuna.trial.TrialState.FAIL))
+    return study.get_trials(deepcopy=False)
+
+
+# --- running trials ----------------------------------------------------------------------------
+
+
+def _objective(sweep, base, worker, *, study_name, tracker_kind, project, entity, progress, say):
+    """The Optuna objective: name the worker (then free the lock: the trial is taken), suggest
+    the sweep's values, train, report the metric every epoch (pruning when told) and return its
+    last value."""
+    import optuna
+
+    metric = sweep["metric"]["name"]
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", worker.name)
+        trial.set_user_attr("sampler_seed", worker.seed)
+        worker.lock.release()
+        values = {name: suggest(trial, name, spec) for name, spec in sweep["parameters"].items()}
+        config = train_config(base, values)
+        run_name = f"{tracking.run_name(config.to_dict())}_t{trial.number}"
+        history = new_history()
+        for key, value in {"run_name": run_name, "metric": metric, "history": history,
+                           "config": _jsonable(config.to_dict())}.items():  # fmt: skip
+            trial.set_user_attr(key, value)
+        tracker = tracking.start(tracker_kind, config.to_dict(), project=project, entity=entity,
+                                 name=run_name, group=study_name, job_type="sweep",
+                                 say=say)  # fmt: skip
+        if _run_address(tracker):
+            trial.set_user_attr("wandb_run", _run_address(tracker))
+
+        def after_epoch(record: dict[str, Any]) -> None:
+            trial.set_user_attr("history", history)
+            if not math.isfinite(record["val_loss"]):
+                return  # fit raises TrainingDiverged next: a failure, not a pruned trial
+            trial.report(record[metric], record["epoch"])
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {record['epoch']}")
+
+        state = "FAIL"
+        try:
+            train(config, tracker, history, progress=progress, after_epoch=after_epoch)
+            state = "COMPLETE"
+            return history[metric][-1]
+        except optuna.TrialPruned:
+            state = "PRUNED"
+            raise
+        except TrainingDiverged as error:
+            trial.set_user_attr("error", str(error))
+            raise
+        finally:
+            tracker.summary(run_summary(history, metric, state, sweep=study_name,
+                                        trial=trial.number))  # fmt: skip
+            tracker.finish()
+
+    return objective
+
+
+def _run_address(tracker: Any) -> str | None:
+    """A W&B run's page, or its offline folder; None for no W&B run."""
+    run = getattr(tracker, "run", None)
+    if run is None:
+        return None
+    return getattr(run, "url", None) or str(Path(run.dir).parent)
+
+
+def _optimize(study, sweep, objective, worker: _Worker, say: Callable[[str], None]) -> None:
+    """Run trials until the study's count, run_cap or grid is done, or its target is reached.
+    Each step is decided, and its trial asked for, under the storage's lock."""
+    metric, goal = sweep["metric"]["name"], sweep["metric"]["goal"]
+    target, reached = sweep["metric"].get("target"), []
+
+    def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        say(_trial_line(trial, metric))
+        if target is not None and trial.value is not None and trial.state.name == "COMPLETE":
+            if (trial.value >= target) if goal == "maximize" else (trial.value <= target):
+                reached.append(trial.number)
+                study.stop()
+
+    first, waited_for = True, None
+    while not reached:
+        with worker.lock:  # the objective lets it go once its trial is taken
+            action, budget, reason, running = _next_step(study, sweep, worker)
+            if first:
+                say(_start_line(study, action, budget, reason, worker))
+                first = False
+            if action == "run":
+                study.optimize(objective, n_trials=1, catch=(TrainingDiverged,),
+                               callbacks=[after_trial])  # fmt: skip
+        if action == "stop":
+            break
+        if action == "wait":
+            numbers = [trial.number for trial in running]
+            if numbers != waited_for:
+                say(_waiting_line(numbers))
+                waited_for = numbers
+            time.sleep(max(0.5, min(heartbeat_settings())))
+        else:
+            waited_for = None
+    if reached:
+        say(f"trial {reached[0]} reached the target {metric} {target}; stopping")
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if complete:
+        best = study.best_trial
+        say(f"best: trial {best.number} {metric} {best.value:.4f}  {_describe(best.params)}")
+
+
+def _describe(params: Mapping[str, Any]) -> str:
+    return " ".join(f"{n}={f'{v:.4g}' if isinstance(v, float) else v}" for n, v in params.items())
+
+
+def _trial_line(trial: optuna.trial.FrozenTrial, metric: str) -> str:
+    """``trial   3 complete val_accuracy 0.8512  lr=0.001 ...  <run name>``, plus the error of a
+    diverged trial."""
+    value = "-" if trial.value is None else f"{trial.value:.4f}"
+    state = trial.state.name.lower()
+    line = f"trial {trial.number:>3} {state:<8} {metric} {value}  {_describe(trial.params)}"
+    line += f"  {trial.user_attrs.get('run_name', '')}"
+    error = trial.user_attrs.get("error")
+    return f"{line}  ({error})" if error else line
+
+
+def _start_line(study, action: str, budget: int, reason: str, worker: _Worker) -> str:
+    """``study t: 6 trials so far (6 complete, 0 pruned, 0 failed); running 2 new``."""
+    counts = dict.fromkeys(STATES, 0)
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] += 1
+    line = (
+        f"study {study.study_name}: {sum(counts.values())} trials so far ({counts['COMPLETE']} "
+        f"complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed); "
+    )
+    if action != "run":
+        return line + f"{reason}; no new trials"
+    if worker.joined:
+        return line + (f"running up to {budget} new: --count {worker.count} is the total of "
+                       "the workers of this study")  # fmt: skip
+    return line + f"running {budget} new"
+
+
+def _waiting_line(numbers: list[int]) -> str:
+    """Which trials other workers are running, and when one is run again here if its worker is
+    gone."""
+    grace = heartbeat_settings()[1]
+    plural = "s" if len(numbers) > 1 else ""
+    return (
+        f"waiting for trial{plural} {', '.join(map(str, numbers))}, running in another worker; "
+        f"a trial whose worker is gone is failed {grace} s after its last heartbeat and run "
+        "again here"
+    )
