@@ -5,10 +5,10 @@
 Workers coordinate through Optuna's public API:
 
 - **Heartbeats.** The storage is an ``RDBStorage`` with ``heartbeat_interval``, ``grace_period``
-  and ``heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback()``: the public
+  and a ``heartbeat_stale_trial_callback`` (``_requeue``): the public
   ``optuna.storages.fail_stale_trials`` fails the trial of a worker that died (its last
-  heartbeat over ``GRACE_SECONDS`` old), and the callback queues its parameters again as a new
-  trial (with no retry limit), which the next ``ask`` takes.
+  heartbeat over ``GRACE_SECONDS`` old), and the callback queues its parameters again with
+  ``study.enqueue_trial`` (with no retry limit), which the next ``ask`` takes.
 - **Counts** are read from the study's own trials. The latest ``--count`` and the trial total it
   aims at are study user attributes, so workers started together share one total.
 - **Grid points** are queued with ``study.enqueue_trial``, one at a time, just before the
@@ -18,7 +18,10 @@ One guarantee needs more than Optuna gives: **no grid point runs twice, and no c
 is overshot, however many workers start at once.** (``enqueue_trial(skip_if_exists=True)`` and
 ``GridSampler`` both say they may duplicate under concurrency.) So a worker decides its next
 trial, queues its point and asks for it while holding the storage's lock
-(``optuna_storage.StorageLock``), and lets the lock go as soon as its trial has started.
+(``optuna_storage.StorageLock``), and lets the lock go as soon as its trial has started (a
+grid trial whose point turns out taken, such as a stale duplicate in the queue, is skipped).
+On a database fnn cannot lock (MySQL, or a storage passed as an object) workers run unlocked:
+a grid point may then run twice and a count be overshot by a trial per worker.
 
 Optuna is imported inside the functions that need it.
 """
@@ -32,8 +35,7 @@ import socket
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,8 +124,10 @@ def run_local(
       worker. Each trial records its ``sampler_seed`` and ``worker`` (host:pid).
     - Each trial reports its metric every epoch (hyperband prunes on it) and records, as user
       attributes, ``config`` (the whole training configuration), ``metric``, ``run_name``,
-      ``history`` (the per-epoch metrics), ``wandb_run`` (the run's page or offline folder) and
-      ``error`` (a diverged trial's message).
+      ``history`` (the per-epoch metrics), ``wandb_run`` (the run's page or offline folder),
+      ``grid_point`` in a grid, ``retry_of`` for a rerun and ``error`` (a diverged trial's
+      message: the trial fails and the sweep goes on). Any other exception stops the sweep.
+    - A ``metric.target`` reached by a complete trial stops every worker.
     - ``say`` gets a line at the start, one per finished trial, one when waiting for other
       workers and the best at the end.
     """
@@ -192,16 +196,20 @@ class _Worker:
     """This process's part in a shared study: the storage's ``lock``, its sampler ``seed``, the
     ``count`` it was asked for and ``target``, the trials taken (finished for good, or running)
     at which it stops (None: no count); ``joined``: the target is shared with other workers;
-    ``beats``: the storage records heartbeats, so a dead worker's trial is failed (fnn's own
-    storages do; without them, waiting for other workers could wait forever)."""
+    ``storage``: the ``RDBStorage`` with heartbeats fnn made (None for a storage given as an
+    object: then a dead worker's trial is never failed, so nobody waits for one); ``trial``:
+    the trial it runs now; ``unnamed``: when it first saw each running trial without a worker
+    (``_fail_orphans``)."""
 
     lock: StorageLock
     seed: int
     count: int | None
     target: int | None
     joined: bool
-    beats: bool
+    storage: Any
     name: str
+    trial: int = -1
+    unnamed: dict = field(default_factory=dict)
 
 
 def _open_study(sweep, base, storage, name, seed, count, say) -> tuple[optuna.Study, _Worker]:
@@ -226,9 +234,9 @@ def _open_study(sweep, base, storage, name, seed, count, say) -> tuple[optuna.St
         worker_seed = _worker_seed(seed, number, len(trials))
         study.sampler = optuna_sampler(sweep, worker_seed)
         target, joined = _target(study, trials, count)
-    beats = getattr(shared, "get_heartbeat_interval", lambda: None)() is not None
     name = f"{socket.gethostname()}:{os.getpid()}"
-    return study, _Worker(lock, worker_seed, count, target, joined, beats, name)
+    rdb = shared if isinstance(storage, str) else None
+    return study, _Worker(lock, worker_seed, count, target, joined, rdb, name)
 
 
 def _storage(storage: Any) -> Any:
@@ -250,7 +258,7 @@ def _storage(storage: Any) -> Any:
         return optuna.storages.RDBStorage(
             database_url(storage), engine_kwargs=options, heartbeat_interval=interval,
             grace_period=grace,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
+            heartbeat_stale_trial_callback=_requeue,
         )  # fmt: skip
 
 
@@ -322,7 +330,7 @@ def _remember(study: optuna.Study, sweep: dict, base: dict, say: Callable[[str],
 
 def _final(trial: optuna.trial.FrozenTrial) -> bool:
     """Finished for good: complete, pruned, or failed by divergence (which a rerun repeats).
-    Other failures (Ctrl-C, a killed process, an exception) are worth running again."""
+    Other failures (Ctrl-C, a killed process, an exception, a skipped duplicate) are not."""
     state = trial.state.name
     return state in ("COMPLETE", "PRUNED") or (state == "FAIL" and "error" in trial.user_attrs)
 
@@ -332,33 +340,36 @@ def _taken(trial: optuna.trial.FrozenTrial) -> bool:
     return _final(trial) or trial.state.name == "RUNNING"
 
 
+def _point(trial: optuna.trial.FrozenTrial) -> str | None:
+    """A grid trial's point, as a key: the one it was queued with, else (a trial of an earlier
+    fnn) its parameters. (A running trial's parameters are incomplete until it has drawn all.)"""
+    params = trial.user_attrs.get("grid_point") or trial.params
+    return json.dumps(params, sort_keys=True) if params else None
+
+
 def _grid(trials: list, sweep: dict) -> dict[str, list]:
-    """A grid's points (indices into ``grid_points``) by status: ``done``, ``running``,
-    ``queued`` and ``left`` (to queue: never started, or failed other than by divergence). A
-    trial's point is its ``grid_point`` user attribute, else its parameters (a study made
-    before points were queued)."""
-    points = grid_points(sweep)
-    index = {json.dumps(point, sort_keys=True): i for i, point in enumerate(points)}
-    status: dict[int, str] = {}
+    """A grid's points (``grid_points``' dicts) by status: ``done``, ``running``, ``queued``
+    and ``left`` (to queue: never started, or failed other than by divergence)."""
+    ranks, status = ("done", "running", "queued"), {}
     for trial in trials:
-        point = trial.user_attrs.get("grid_point")
-        if point is None:
-            point = index.get(json.dumps(trial.params, sort_keys=True))
-        if point is None:
-            continue
-        state = trial.state.name
+        key, state = _point(trial), trial.state.name
         found = "done" if _final(trial) else {"RUNNING": "running", "WAITING": "queued"}.get(state)
-        ranks = ("done", "running", "queued")
-        if found and (point not in status or ranks.index(found) < ranks.index(status[point])):
-            status[point] = found
+        if key and found and (key not in status or ranks.index(found) < ranks.index(status[key])):
+            status[key] = found
     groups: dict[str, list] = {"done": [], "running": [], "queued": [], "left": []}
-    for point in range(len(points)):
-        groups[status.get(point, "left")].append(point)
+    for point in grid_points(sweep):
+        groups[status.get(json.dumps(point, sort_keys=True), "left")].append(point)
     return groups
 
 
 def _budget(trials: list, sweep: dict, worker: _Worker) -> tuple[int, str]:
     """How many trials are left to start (by all workers), and why not more."""
+    metric, target = sweep["metric"]["name"], sweep["metric"].get("target")
+    maximize = sweep["metric"]["goal"] == "maximize"
+    for trial in trials:
+        if target is not None and trial.state.name == "COMPLETE" and trial.value is not None:
+            if (trial.value >= target) if maximize else (trial.value <= target):
+                return 0, f"trial {trial.number} reached the target {metric} {target}"
     taken = sum(_taken(trial) for trial in trials)
     budget, reason = math.inf, ""
     if worker.target is not None:
@@ -379,64 +390,101 @@ def _budget(trials: list, sweep: dict, worker: _Worker) -> tuple[int, str]:
 def _next_step(study: optuna.Study, sweep: dict, worker: _Worker) -> tuple[str, int, str, list]:
     """``(action, budget, reason, running)``, taken under the storage's lock: ``run`` a trial
     (a grid's next point is queued first), ``wait`` for the ``running`` trials of other workers
-    (if one of them dies, its trial is to run again here), or ``stop``."""
+    (if one of them dies, its trial is to run again), or ``stop``."""
     import optuna
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # and their parameters queued again
-        trials = study.get_trials(deepcopy=False)
-        if worker.beats:
-            trials = _fail_orphans(study, trials)
+    trials = study.get_trials(deepcopy=False)
+    if worker.storage is not None:
+        trials = _fail_orphans(study, trials, worker)
     budget, reason = _budget(trials, sweep, worker)
     if budget:
         grid = _grid(trials, sweep) if sweep["method"] == "grid" else None
         if grid is not None and not grid["queued"]:
             point = grid["left"][0]
-            study.enqueue_trial(grid_points(sweep)[point], user_attrs={"grid_point": point})
+            study.enqueue_trial(point, user_attrs={"grid_point": point})
         return "run", budget, reason, []
     running = [trial for trial in trials if trial.state.name == "RUNNING"]
     others = [trial for trial in trials if trial.state.name != "RUNNING"]
-    if running and worker.beats and _budget(others, sweep, worker)[0]:
+    if running and worker.storage is not None and _budget(others, sweep, worker)[0]:
         return "wait", 0, reason, running
     return "stop", 0, reason, []
 
 
-def _fail_orphans(study: optuna.Study, trials: list) -> list:
-    """``trials``, after failing (and queueing again, as a stale one) each running trial whose
-    worker died between taking it and naming itself (a few milliseconds, under the lock, before
-    its first heartbeat may have been written): it has no ``worker`` attribute and started over
-    a grace period ago. Optuna fails only trials that have a heartbeat."""
+def _fail_orphans(study: optuna.Study, trials: list, worker: _Worker) -> list:
+    """``trials``, after failing and queueing again each running trial whose worker died
+    between taking it and its first heartbeat (a few milliseconds, under the lock): it has no
+    ``worker`` attribute a grace period after this worker first saw it (on this machine's
+    clock: machines' clocks may differ). Optuna fails only trials that have a heartbeat."""
     import optuna
 
-    grace = heartbeat_settings()[1]
-    orphans = [
-        t for t in trials
-        if t.state.name == "RUNNING" and "worker" not in t.user_attrs
-        and (datetime.now() - t.datetime_start).total_seconds() > grace
-    ]  # fmt: skip
-    if not orphans:
-        return trials
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback()
-    for orphan in orphans:
-        retry(study, study.tell(orphan.number, state=optuna.trial.TrialState.FAIL))
-    return study.get_trials(deepcopy=False)
+    now, grace = time.monotonic(), heartbeat_settings()[1]
+    unnamed = {
+        t.number for t in trials if t.state.name == "RUNNING" and "worker" not in t.user_attrs
+    }
+    worker.unnamed = {n: worker.unnamed.get(n, now) for n in unnamed}
+    orphans = [number for number, seen in worker.unnamed.items() if now - seen > grace]
+    for number in orphans:
+        failed = study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        _requeue(study, failed)
+    return study.get_trials(deepcopy=False) if orphans else trials
+
+
+def _requeue(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """The storage's ``heartbeat_stale_trial_callback``, also called for orphans: queue a failed
+    trial's parameters again as a new trial, which records the trial it retries
+    (``retry_of``). Unlike Optuna's ``RetryHeartbeatStaleTrialCallback``, it copies no other
+    attribute: the dead worker's name, W&B run or error belong to the old trial."""
+    params = trial.params or trial.user_attrs.get("grid_point")
+    if not params:
+        return  # it died before drawing its values: a new trial takes its place
+    attrs = {"retry_of": trial.number}
+    if "grid_point" in trial.user_attrs:
+        attrs["grid_point"] = params
+    study.enqueue_trial(params, user_attrs=attrs)
+
+
+class _Skipped(Exception):
+    """A queued grid trial whose point has been taken meanwhile (or that has no point): it fails
+    at once, counted neither as done nor as taken."""
+
+
+def _wanted(study: optuna.Study, number: int) -> bool:
+    """Whether grid trial ``number`` (just taken from the queue) is its point's only trial
+    finished for good or running."""
+    trials = study.get_trials(deepcopy=False)
+    key = _point(trials[number])
+    return key is not None and not any(
+        _taken(t) and _point(t) == key for t in trials if t.number != number
+    )
 
 
 # --- running trials ----------------------------------------------------------------------------
 
 
 def _objective(sweep, base, worker, *, study_name, tracker_kind, project, entity, progress, say):
-    """The Optuna objective: name the worker (then free the lock: the trial is taken), suggest
-    the sweep's values, train, report the metric every epoch (pruning when told) and return its
-    last value."""
+    """The Optuna objective: beat once and name the worker, skip a grid point taken meanwhile,
+    free the lock (the trial is taken), suggest the sweep's values, train, report the metric
+    every epoch (pruning when told) and return its last value."""
     import optuna
 
     metric = sweep["metric"]["name"]
 
     def objective(trial: optuna.Trial) -> float:
+        worker.trial = trial.number
+        if worker.storage is not None:  # a heartbeat before the name: see _fail_orphans
+            storage = worker.storage
+            study_id = storage.get_study_id_from_name(study_name)
+            storage.record_heartbeat(
+                storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            )
         trial.set_user_attr("worker", worker.name)
         trial.set_user_attr("sampler_seed", worker.seed)
+        if sweep["method"] == "grid" and not _wanted(trial.study, trial.number):
+            trial.set_user_attr("skipped", "its grid point is taken by another trial")
+            raise _Skipped
         worker.lock.release()
         values = {name: suggest(trial, name, spec) for name, spec in sweep["parameters"].items()}
         config = train_config(base, values)
@@ -489,27 +537,33 @@ def _run_address(tracker: Any) -> str | None:
 def _optimize(study, sweep, objective, worker: _Worker, say: Callable[[str], None]) -> None:
     """Run trials until the study's count, run_cap or grid is done, or its target is reached.
     Each step is decided, and its trial asked for, under the storage's lock."""
-    metric, goal = sweep["metric"]["name"], sweep["metric"]["goal"]
-    target, reached = sweep["metric"].get("target"), []
+    import optuna
+
+    metric = sweep["metric"]["name"]
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        say(_trial_line(trial, metric))
-        if target is not None and trial.value is not None and trial.state.name == "COMPLETE":
-            if (trial.value >= target) if goal == "maximize" else (trial.value <= target):
-                reached.append(trial.number)
-                study.stop()
+        if "skipped" not in trial.user_attrs:
+            say(_trial_line(trial, metric))
 
     first, waited_for = True, None
-    while not reached:
+    while True:
         with worker.lock:  # the objective lets it go once its trial is taken
             action, budget, reason, running = _next_step(study, sweep, worker)
             if first:
                 say(_start_line(study, action, budget, reason, worker))
                 first = False
             if action == "run":
-                study.optimize(objective, n_trials=1, catch=(TrainingDiverged,),
-                               callbacks=[after_trial])  # fmt: skip
+                try:
+                    study.optimize(objective, n_trials=1, catch=(TrainingDiverged, _Skipped),
+                                   callbacks=[after_trial])  # fmt: skip
+                except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+                    if study.get_trials(deepcopy=False)[worker.trial].state.name != "FAIL":
+                        raise
+                    say(f"trial {worker.trial} was failed by another worker while it ran here "
+                        "(its heartbeat was late): it runs again")  # fmt: skip
         if action == "stop":
+            if "target" in reason and not first:
+                say(f"{reason}; stopping")
             break
         if action == "wait":
             numbers = [trial.number for trial in running]
@@ -519,8 +573,6 @@ def _optimize(study, sweep, objective, worker: _Worker, say: Callable[[str], Non
             time.sleep(max(0.5, min(heartbeat_settings())))
         else:
             waited_for = None
-    if reached:
-        say(f"trial {reached[0]} reached the target {metric} {target}; stopping")
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if complete:
         best = study.best_trial
@@ -547,8 +599,10 @@ def _start_line(study, action: str, budget: int, reason: str, worker: _Worker) -
     counts = dict.fromkeys(STATES, 0)
     for trial in study.get_trials(deepcopy=False):
         counts[trial.state.name] += 1
+    started = sum(counts.values()) - counts["WAITING"]
     line = (
-        f"study {study.study_name}: {sum(counts.values())} trials so far ({counts['COMPLETE']} "
+        f"study {study.study_name}: {started} trial{'' if started == 1 else 's'} so far "
+        f"({counts['COMPLETE']} "
         f"complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed); "
     )
     if action != "run":
@@ -567,5 +621,5 @@ def _waiting_line(numbers: list[int]) -> str:
     return (
         f"waiting for trial{plural} {', '.join(map(str, numbers))}, running in another worker; "
         f"a trial whose worker is gone is failed {grace} s after its last heartbeat and run "
-        "again here"
+        "again"
     )

@@ -42,9 +42,10 @@ def grid_space(config: dict) -> dict[str, list]:
 
 def grid_points(config: dict) -> list[dict[str, Any]]:
     """Every point of a grid, as the ``params`` of ``study.enqueue_trial``, in a fixed order
-    (the product of the axes, the last one varying fastest)."""
+    (the product of the axes in name order, the last one varying fastest)."""
     space = grid_space(config)
-    return [dict(zip(space, values, strict=True)) for values in product(*space.values())]
+    names = sorted(space)
+    return [dict(zip(names, values, strict=True)) for values in product(*map(space.get, names))]
 
 
 def optuna_sampler(config: dict, seed: int = 0) -> optuna.samplers.BaseSampler:

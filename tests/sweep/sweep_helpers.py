@@ -68,8 +68,10 @@ def grid(**changes):
     return quick(**{"method": "grid", "parameters": parameters, **changes})
 
 
-def points(study):
-    return [(t.params["hidden_size"], t.params["optimizer"]) for t in study.trials]
+def points(study, *states: str) -> list[tuple]:
+    """(hidden_size, optimizer) of each trial (in ``states`` only, when given)."""
+    trials = [t for t in study.trials if not states or t.state.name in states]
+    return [(t.params["hidden_size"], t.params["optimizer"]) for t in trials]
 
 
 def run(config, tmp_path, lines=None, **options):
@@ -88,24 +90,28 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 120.0)
         time.sleep(0.02)
 
 
-def orphan(tmp_path, name: str, *, heartbeat: bool, point: dict | None = None) -> int:
+def orphan(tmp_path, name: str, *, heartbeat: bool, point: dict) -> int:
     """The number of a trial of study ``name`` (in ``run``'s storage) taken as a worker takes
-    one, by a process that then died: RUNNING, with its grid ``point`` queued and taken when
-    given. With ``heartbeat``, it has recorded one heartbeat just now (which then goes stale);
-    without, it never did. Only Optuna's public API: the trial's id comes from the storage."""
+    one, by a process that then died: its grid ``point`` queued, then taken (the queue must be
+    empty before), RUNNING. With ``heartbeat``, it beat once and named itself, as a worker
+    does first; without, it died before either. Only Optuna's public API."""
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'sweeps.db'}")
-    study = optuna.load_study(study_name=name, storage=storage)
-    if point is not None:
-        study.enqueue_trial(point["params"], user_attrs={"grid_point": point["index"]})
-    trial = study.ask()
-    if heartbeat:  # it named itself, as a worker does first thing
-        trial.set_user_attr("worker", "gone:0")
-        study_id = storage.get_study_id_from_name(name)
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        storage.record_heartbeat(trial_id)
-    return trial.number
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+        study.enqueue_trial(point, user_attrs={"grid_point": point})
+        trial = study.ask()
+        assert trial.params == {} and trial.user_attrs["grid_point"] == point
+        if heartbeat:
+            study_id = storage.get_study_id_from_name(name)
+            storage.record_heartbeat(
+                storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            )
+            trial.set_user_attr("worker", "gone:0")
+        return trial.number
+    finally:
+        storage.engine.dispose()
 
 
-def first_point(config: dict) -> dict:
-    """``orphan``'s ``point``: the first point of the grid ``config``."""
-    return {"params": sweep.grid_points(sweep.load_config(config))[0], "index": 0}
+def last_point(config: dict) -> dict:
+    """The last point of the grid ``config``: the one left after ``count=3`` of 4."""
+    return sweep.grid_points(sweep.load_config(config))[-1]

@@ -2,8 +2,11 @@
 started on a free local port against the finished sweep on SQLite, that command serves the
 study and its trials over HTTP, with their values, parameters and fnn's user attributes."""
 
+import contextlib
 import json
+import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,36 +20,46 @@ from sweep_helpers import grid, use_blobs, wait_for
 from fnn.cli import main
 
 pytest.importorskip("optuna_dashboard", reason="optuna-dashboard: pip install 'fnn[dashboard]'")
-DASHBOARD = Path(sys.executable).with_name("optuna-dashboard")  # its console script
+# its console script, installed beside this interpreter (or else on the PATH)
+SCRIPTS = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+DASHBOARD = shutil.which("optuna-dashboard", path=SCRIPTS)
+LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy for 127.0.0.1
 
 
 def get(port: int, path: str) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
+    with LOCAL.open(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
         return json.load(response)
 
 
-def serve(command: list[str]) -> tuple[subprocess.Popen, int]:
-    """The dashboard started with ``command`` on a free port, once it answers; a port taken by
-    another process between choosing and binding it makes the server exit: a new one is tried."""
+@contextlib.contextmanager
+def serving(command: list[str]):
+    """The port of the dashboard started with ``command`` on a free port (Python's own WSGI
+    server), once it answers; stopped on leaving. A port taken by another process between
+    choosing and binding it makes the server exit: then a new one is tried."""
     for _ in range(5):
         port = free_port()
-        command_line = [*command, "--host", "127.0.0.1", "--port", str(port)]
-        server = subprocess.Popen(command_line, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                  text=True)  # fmt: skip
-        assert "Listening on" in server.stderr.readline()  # printed before it binds the port
+        server = subprocess.Popen([*command, "--server", "wsgiref", "--host", "127.0.0.1",
+                                   "--port", str(port)], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
 
-        def answers(server=server, port=port) -> bool:
-            if server.poll() is not None:
-                return True
-            try:
-                get(port, "/api/studies")
-                return True
-            except OSError:
-                return False
+            def answers(server=server, port=port) -> bool:
+                if server.poll() is not None:
+                    return True
+                try:
+                    get(port, "/api/studies")
+                    return True
+                except OSError:
+                    return False
 
-        wait_for(answers, "the dashboard to answer")
-        if server.poll() is None:
-            return server, port
+            wait_for(answers, "the dashboard to answer")
+            if server.poll() is None:
+                yield port
+                return
+        finally:
+            if server.poll() is None:
+                server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
     raise AssertionError("the dashboard found no free port in 5 tries")
 
 
@@ -61,14 +74,11 @@ def test_the_printed_dashboard_command_serves_the_finished_sweep(tmp_path, monke
     (url,) = re.findall(r"^watch it live: optuna-dashboard (\S+)", printed, re.MULTILINE)
     assert url == storage
 
-    server, port = serve([str(DASHBOARD), url])
-    try:
+    assert DASHBOARD is not None, "optuna_dashboard is importable but its script is not found"
+    with serving([DASHBOARD, url]) as port:
         (summary,) = get(port, "/api/studies")["study_summaries"]
         assert summary["study_name"] == "t" and summary["directions"] == ["maximize"]
         trials = get(port, f"/api/studies/{summary['study_id']}")["trials"]
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.communicate(timeout=60)
 
     assert [trial["state"] for trial in trials] == ["Complete"] * 4
     points = set()
@@ -77,7 +87,8 @@ def test_the_printed_dashboard_command_serves_the_finished_sweep(tmp_path, monke
         points.add((params["hidden_size"], params["optimizer"]))
         attrs = {a["key"]: a["value"] for a in trial["user_attrs"]}
         assert attrs["metric"] == "val_accuracy"
-        assert attrs["grid_point"] == str(trial["number"])  # the grid's points, in order
+        point = json.loads(attrs["grid_point"])
+        assert {name: str(value) for name, value in point.items()} == params
         assert attrs["run_name"].endswith(f"_t{trial['number']}")
         config = json.loads(attrs["config"])
         assert str(config["hidden_size"]) == params["hidden_size"]

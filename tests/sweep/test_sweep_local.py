@@ -8,8 +8,8 @@ import pytest
 from sweep_helpers import (
     CONFIGS,
     REAL_PREPARE,
-    first_point,
     grid,
+    last_point,
     orphan,
     points,
     quick,
@@ -107,21 +107,20 @@ def test_a_diverged_trial_fails_with_its_message_and_the_sweep_goes_on(tmp_path)
     assert f"trial   {failed.number} fail " in "\n".join(lines)
 
 
-@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 def test_a_killed_trial_is_failed_by_its_stale_heartbeat_and_rerun(tmp_path, monkeypatch):
     monkeypatch.setattr(local, "HEARTBEAT_SECONDS", 1)
     monkeypatch.setattr(local, "GRACE_SECONDS", 1)
-    run(grid(), tmp_path, count=0)
-    # a worker took the first point, beat once and died: the run does the other three points,
-    # then waits for that trial's heartbeat to go stale, fails it and runs its point again
-    number = orphan(tmp_path, "t", heartbeat=True, point=first_point(grid()))
+    run(grid(), tmp_path, count=3)
+    # a worker took the last point, beat once and died: the run waits for that trial's
+    # heartbeat to go stale, fails it and runs its point again
+    number = orphan(tmp_path, "t", heartbeat=True, point=last_point(grid()))
     lines = []
     study = run(grid(), tmp_path, lines)
-    assert study.trials[number].state.name == "FAIL"
-    done = [(t.params["hidden_size"], t.params["optimizer"]) for t in study.trials[1:]]
-    assert sorted(done) == [(8, "adam"), (8, "sgd"), (16, "adam"), (16, "sgd")]
-    assert study.trials[-1].system_attrs["failed_trial"] == number  # Optuna's retry callback
-    assert study.trials[-1].user_attrs["grid_point"] == 0
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3 + ["FAIL", "COMPLETE"]
+    assert sorted(points(study, "COMPLETE")) == [(8, "adam"), (8, "sgd"), (16, "adam"), (16, "sgd")]
+    retried = study.trials[4]
+    assert retried.user_attrs["retry_of"] == number and "worker" in retried.user_attrs
+    assert retried.user_attrs["grid_point"] == last_point(grid())
     assert sum(line.startswith(f"waiting for trial {number},") for line in lines) == 1
 
 

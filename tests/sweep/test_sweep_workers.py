@@ -19,7 +19,7 @@ import numpy as np
 import optuna
 import pytest
 from postgres_support import postgres_server_fixture, postgres_url_fixture  # noqa: F401
-from sweep_helpers import BASE, first_point, grid, orphan, quick, run, use_blobs, wait_for
+from sweep_helpers import BASE, grid, last_point, orphan, points, quick, run, use_blobs, wait_for
 
 from fnn import data, sweep
 from fnn.cli import main
@@ -239,11 +239,11 @@ def test_a_worker_killed_mid_trial_is_taken_over_and_the_grid_runs_once(storage,
     assert len(complete) == 12 and len({parameters(t) for t in complete}) == 12, logs(tmp_path)
     killed = trials[number]
     assert killed.state.name == "FAIL"  # failed by its stale heartbeat
-    (retried,) = [t for t in trials if t.system_attrs.get("failed_trial") == number]
-    assert retried.state.name == "COMPLETE"  # queued again by Optuna's retry callback
+    (retried,) = [t for t in trials if t.user_attrs.get("retry_of") == number]
+    assert retried.state.name == "COMPLETE"  # queued again by the stale-trial callback
     assert retried.user_attrs["grid_point"] == killed.user_attrs["grid_point"]  # its point
     assert retried.params == killed.params
-    assert len(trials) == 13  # nothing else ran twice
+    assert len(trials) == 13, logs(tmp_path)  # nothing else ran twice, none skipped
 
 
 @pytest.fixture
@@ -275,39 +275,60 @@ def test_a_bare_postgresql_url_uses_the_installed_driver(postgres_url, tmp_path,
     assert sweep.study_trials(sweep.load_study("t", bare))[0]["state"] == "COMPLETE"
 
 
-@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 def test_a_rerun_waits_for_a_killed_trial_and_runs_its_point_again(
     tmp_path, monkeypatch, synthetic_data
 ):
     monkeypatch.setattr(local, "HEARTBEAT_SECONDS", 1)
     monkeypatch.setattr(local, "GRACE_SECONDS", 3)
-    study = run(grid(), tmp_path, count=0)
-    number = orphan(tmp_path, "t", heartbeat=True, point=first_point(grid()))
+    run(grid(), tmp_path, count=3)
+    number = orphan(tmp_path, "t", heartbeat=True, point=last_point(grid()))
     lines = []
-    study = run(grid(), tmp_path, lines)  # the other 3 points, then the wait for the orphan's
+    study = run(grid(), tmp_path, lines)  # nothing left to start: it waits for the orphan
     waiting = [line for line in lines if line.startswith(f"waiting for trial {number},")]
     assert len(waiting) == 1, lines
-    assert waiting[0].endswith("is failed 3 s after its last heartbeat and run again here")
+    assert waiting[0].endswith("is failed 3 s after its last heartbeat and run again")
+    assert "grid exhausted: 3 of 4 points done, 1 running; no new trials" in lines[0]
     states = [t.state.name for t in study.trials]
-    assert states == ["FAIL", "COMPLETE", "COMPLETE", "COMPLETE", "COMPLETE"], lines
-    assert study.trials[4].system_attrs["failed_trial"] == number
-    assert study.trials[4].user_attrs["grid_point"] == 0
+    assert states == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL", "COMPLETE"], lines
+    assert study.trials[4].user_attrs["retry_of"] == number
+    assert study.trials[4].user_attrs["grid_point"] == last_point(grid())
 
 
-@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
-def test_a_trial_taken_by_a_worker_that_died_before_naming_itself_is_retried(
+def test_a_trial_taken_by_a_worker_that_died_before_its_first_heartbeat_is_retried(
     tmp_path, monkeypatch, synthetic_data
 ):
     monkeypatch.setattr(local, "HEARTBEAT_SECONDS", 1)
     monkeypatch.setattr(local, "GRACE_SECONDS", 1)
-    run(grid(), tmp_path, count=0)
+    run(grid(), tmp_path, count=3)
     # RUNNING with no heartbeat ever: Optuna alone would never fail it
-    number = orphan(tmp_path, "t", heartbeat=False, point=first_point(grid()))
+    number = orphan(tmp_path, "t", heartbeat=False, point=last_point(grid()))
     study = run(grid(), tmp_path)
-    assert [t.state.name for t in study.trials].count("COMPLETE") == 4
-    assert study.trials[number].state.name == "FAIL"
-    assert study.trials[-1].system_attrs["failed_trial"] == number  # run last, after the wait
-    assert study.trials[-1].user_attrs["grid_point"] == 0
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3 + ["FAIL", "COMPLETE"]
+    assert study.trials[-1].user_attrs["retry_of"] == number
+    assert study.trials[-1].user_attrs["grid_point"] == last_point(grid())
+
+
+def test_a_queued_duplicate_of_a_finished_point_is_skipped(tmp_path, synthetic_data):
+    run(grid(), tmp_path, count=1)
+    storage = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    study = optuna.load_study(study_name="t", storage=storage)
+    done = study.trials[0].params
+    study.enqueue_trial(done, user_attrs={"grid_point": done})  # a stale copy in the queue
+    lines = []
+    study = run(grid(), tmp_path, lines)
+    skipped = study.trials[1]
+    assert skipped.state.name == "FAIL" and "skipped" in skipped.user_attrs
+    assert sorted(points(study, "COMPLETE")) == [(8, "adam"), (8, "sgd"), (16, "adam"), (16, "sgd")]
+    assert not any(line.startswith("trial   1 ") for line in lines)  # no line for it
+    assert "study t: 1 trial so far (1 complete, 0 pruned, 0 failed); running 3 new" in lines
+
+
+def test_the_grid_points_do_not_depend_on_the_order_of_the_parameters(tmp_path, synthetic_data):
+    run(grid(), tmp_path, count=2)
+    swapped = grid()
+    swapped["parameters"] = dict(reversed(list(swapped["parameters"].items())))
+    study = run(swapped, tmp_path)
+    assert sorted(points(study)) == [(8, "adam"), (8, "sgd"), (16, "adam"), (16, "sgd")]
 
 
 def test_an_interrupted_count_is_finished_by_the_same_command(tmp_path, monkeypatch):
