@@ -7,7 +7,8 @@ folder of W&B runs (``report``).
 - ``training``: training one configuration, shared by both backends (``load_splits``).
 - ``optuna_space``: the sweep as Optuna's sampler, pruner, grid points and suggest calls.
 - ``optuna_storage``: the database the workers share: its driver, their lock, retried creation.
-- ``local``: ``run_local``, and how its workers share a study.
+- ``local``: ``run_local``: trials trained, reported and recorded.
+- ``workers``: how the workers of a local sweep share one study (counts, grid points, retries).
 - ``wandb_backend``: ``run_wandb`` and its agent; W&B run folders read back (``wandb_trials``).
 - ``report``: the report (figures, Markdown, HTML), and a study read back (``study_trials``).
 
@@ -16,7 +17,7 @@ Optuna, PyYAML and wandb are imported inside the functions that need them. A set
 """
 
 from fnn.sweep.config import SweepConfigError, load_config, sweepable
-from fnn.sweep.local import GRACE_SECONDS, HEARTBEAT_SECONDS, run_local
+from fnn.sweep.local import run_local
 from fnn.sweep.optuna_space import grid_points, grid_space, optuna_pruner, optuna_sampler
 from fnn.sweep.report import (
     correlation_importance,
@@ -28,6 +29,7 @@ from fnn.sweep.report import (
 )
 from fnn.sweep.training import load_splits
 from fnn.sweep.wandb_backend import agent_function, inspect_run, run_wandb, wandb_trials
+from fnn.sweep.workers import GRACE_SECONDS, HEARTBEAT_SECONDS
 
 __all__ = [
     "GRACE_SECONDS",

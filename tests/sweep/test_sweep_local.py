@@ -18,7 +18,8 @@ from sweep_helpers import (
 )
 
 from fnn import data, sweep
-from fnn.sweep import local, training
+from fnn.sweep import training
+from fnn.sweep import workers as coordination
 from fnn.train import TrainingDiverged
 
 
@@ -108,8 +109,8 @@ def test_a_diverged_trial_fails_with_its_message_and_the_sweep_goes_on(tmp_path)
 
 
 def test_a_killed_trial_is_failed_by_its_stale_heartbeat_and_rerun(tmp_path, monkeypatch):
-    monkeypatch.setattr(local, "HEARTBEAT_SECONDS", 1)
-    monkeypatch.setattr(local, "GRACE_SECONDS", 1)
+    monkeypatch.setattr(coordination, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(coordination, "GRACE_SECONDS", 1)
     run(grid(), tmp_path, count=3)
     # a worker took the last point, beat once and died: the run waits for that trial's
     # heartbeat to go stale, fails it and runs its point again

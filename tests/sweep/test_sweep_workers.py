@@ -23,7 +23,8 @@ from sweep_helpers import BASE, grid, last_point, orphan, points, quick, run, us
 
 from fnn import data, sweep
 from fnn.cli import main
-from fnn.sweep import local, optuna_storage, training
+from fnn.sweep import optuna_storage, training
+from fnn.sweep import workers as coordination
 from fnn.sweep.optuna_storage import StorageLock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,8 +119,8 @@ def start_workers(n: int, sweep: dict, storage: str, images: Path, tmp_path: Pat
     config = tmp_path / f"{sweep['name']}.yaml"
     config.write_text(json.dumps(sweep))  # JSON is YAML
     env = child_environment(**{
-        local.HEARTBEAT_ENV: str(HEARTBEAT),
-        local.GRACE_ENV: str(GRACE),
+        coordination.HEARTBEAT_ENV: str(HEARTBEAT),
+        coordination.GRACE_ENV: str(GRACE),
         "WANDB_MODE": "offline",
         "FNN_TEST_PAUSE_EPOCH": str(pause_epoch),
     })  # fmt: skip
@@ -278,8 +279,8 @@ def test_a_bare_postgresql_url_uses_the_installed_driver(postgres_url, tmp_path,
 def test_a_rerun_waits_for_a_killed_trial_and_runs_its_point_again(
     tmp_path, monkeypatch, synthetic_data
 ):
-    monkeypatch.setattr(local, "HEARTBEAT_SECONDS", 1)
-    monkeypatch.setattr(local, "GRACE_SECONDS", 3)
+    monkeypatch.setattr(coordination, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(coordination, "GRACE_SECONDS", 3)
     run(grid(), tmp_path, count=3)
     number = orphan(tmp_path, "t", heartbeat=True, point=last_point(grid()))
     lines = []
@@ -297,8 +298,8 @@ def test_a_rerun_waits_for_a_killed_trial_and_runs_its_point_again(
 def test_a_trial_taken_by_a_worker_that_died_before_its_first_heartbeat_is_retried(
     tmp_path, monkeypatch, synthetic_data
 ):
-    monkeypatch.setattr(local, "HEARTBEAT_SECONDS", 1)
-    monkeypatch.setattr(local, "GRACE_SECONDS", 1)
+    monkeypatch.setattr(coordination, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(coordination, "GRACE_SECONDS", 1)
     run(grid(), tmp_path, count=3)
     # RUNNING with no heartbeat ever: Optuna alone would never fail it
     number = orphan(tmp_path, "t", heartbeat=False, point=last_point(grid()))
@@ -353,20 +354,20 @@ def test_an_interrupted_count_is_finished_by_the_same_command(tmp_path, monkeypa
 
 
 def test_each_worker_gets_its_own_sampler_seed():
-    fresh = {local._worker_seed(None, 0, 0) for _ in range(4)}
+    fresh = {coordination._worker_seed(None, 0, 0) for _ in range(4)}
     assert len(fresh) == 4
-    assert local._worker_seed(7, 0, 0) == 7  # a first run is repeatable as before
-    derived = {local._worker_seed(7, number, 0) for number in range(1, 5)}
+    assert coordination._worker_seed(7, 0, 0) == 7  # a first run is repeatable as before
+    derived = {coordination._worker_seed(7, number, 0) for number in range(1, 5)}
     assert len(derived) == 4 and 7 not in derived
-    assert local._worker_seed(7, 1, 3) == local._worker_seed(7, 1, 3)
+    assert coordination._worker_seed(7, 1, 3) == coordination._worker_seed(7, 1, 3)
 
 
 def test_the_heartbeat_can_be_shortened_through_the_environment(monkeypatch):
-    monkeypatch.setenv(local.GRACE_ENV, "5")
-    assert local.heartbeat_settings() == (local.HEARTBEAT_SECONDS, 5)
-    monkeypatch.setenv(local.HEARTBEAT_ENV, "0")
+    monkeypatch.setenv(coordination.GRACE_ENV, "5")
+    assert coordination.heartbeat_settings() == (coordination.HEARTBEAT_SECONDS, 5)
+    monkeypatch.setenv(coordination.HEARTBEAT_ENV, "0")
     with pytest.raises(sweep.SweepConfigError, match="FNN_SWEEP_HEARTBEAT_SECONDS"):
-        local.heartbeat_settings()
+        coordination.heartbeat_settings()
 
 
 def blocked_on(path: Path, pid: int) -> bool:
