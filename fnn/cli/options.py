@@ -22,7 +22,8 @@ from fnn.train import OPTIMIZER_FIELDS, TrainConfig
 DataDir = Annotated[
     str | None,
     typer.Option("--data_dir", help="Folder holding mnist/ or fashion-mnist/ (default: "
-                 "$FNN_DATA_DIR, the cache, /usr/share/datasets)."),
+                 "$FNN_DATA_DIR, the cache, /usr/share/datasets); with --source tfds, the "
+                 "TFDS data folder (default: $TFDS_DATA_DIR)."),
 ]  # fmt: skip
 
 # name -> (short flags, description), in --help order; the course's flags as they were

@@ -6,6 +6,7 @@ minibatches.
 - ``download``: where files are looked for, and the checked downloads into the cache;
 - ``idx``: MNIST and Fashion-MNIST's IDX files; ``cifar``: CIFAR-10's binary archive;
 - ``sources``: ``load``, from those files or from tensorflow-datasets;
+- ``tfds``: a real tensorflow-datasets copy prepared from the IDX files (``prepare_tfds``), read;
 - ``pixels``: uint8 images to float rows; ``splits``: splits, subsets, classes, ``prepare``
   and ``batches``.
 
@@ -52,6 +53,7 @@ from fnn.data.splits import (
     stratified_split,
     stratified_subset,
 )
+from fnn.data.tfds import CONTENT_SHA256, prepare_tfds, tfds_dir
 
 __all__ = [
     "CIFAR_ARCHIVE",
@@ -63,6 +65,7 @@ __all__ = [
     "CIFAR_TRAIN",
     "CIFAR_URL",
     "CLASS_NAMES",
+    "CONTENT_SHA256",
     "DATASETS",
     "FILES",
     "IDX_UINT8",
@@ -82,10 +85,12 @@ __all__ = [
     "fingerprint",
     "load",
     "prepare",
+    "prepare_tfds",
     "preprocess",
     "read_cifar_archive",
     "read_idx",
     "standardise",
     "stratified_split",
     "stratified_subset",
+    "tfds_dir",
 ]

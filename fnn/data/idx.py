@@ -72,7 +72,7 @@ def _load_idx(
     key: str, data_dir: str | os.PathLike | None, *, download: bool, progress: bool
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """``(train, test)`` pairs of the data set ``key`` from the first complete set of files."""
-    paths = _find_or_download(key, data_dir, download=download, progress=progress)
+    paths = find_files(key, data_dir, download=download, progress=progress)
     train = _read_pair(paths["train_images"], paths["train_labels"])
     test = _read_pair(paths["test_images"], paths["test_labels"])
     return train, test
@@ -90,9 +90,12 @@ def _complete_set(directory: Path) -> dict[str, Path] | None:
     return paths
 
 
-def _find_or_download(
+def find_files(
     key: str, data_dir: str | os.PathLike | None, *, download: bool, progress: bool
 ) -> dict[str, Path]:
+    """The four IDX files of ``key`` by role: the first complete set in the searched folders,
+    else (with ``download``) downloaded into the cache; else one ``DataError`` saying where
+    they were looked for and how to provide them."""
     folder = DATASETS[key]
     searched = remote._search_dirs(folder, data_dir)
     for directory in searched:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 from data_support import (
-    assert_one_line,
     sandbox_fixture,  # noqa: F401 - pytest fixtures
     write_dataset,
 )
@@ -28,16 +25,6 @@ def test_load_rejects_unknown_name_and_source(tmp_path):
         data.load("cifar100", data_dir=tmp_path)
     with pytest.raises(ValueError, match="idx, tfds"):
         data.load("mnist", data_dir=tmp_path, source="torchvision")
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("tensorflow_datasets") is not None,
-    reason="tensorflow-datasets is installed",
-)
-def test_tfds_source_without_tfds_says_how_to_install():
-    with pytest.raises(data.DataError) as error:
-        data.load("mnist", source="tfds")
-    assert_one_line(error, "pip install 'fnn[tfds]'")
 
 
 def test_tfds_source_with_mock_data():
