@@ -23,12 +23,15 @@ settings.load_profile("fnn")
 
 
 def pytest_configure(config) -> None:
-    """Hypothesis's own files (a cache of the source's constants) and the folder torch's
-    compiler makes on import go to a temporary folder, removed when the run ends, not to
-    ``.hypothesis/`` in the checkout or ``/tmp/torchinductor_$USER``."""
+    """Hypothesis's own files (a cache of the source's constants), the folder torch's compiler
+    makes on import, matplotlib's and Keras's go to a temporary folder, removed when the run
+    ends, not to ``.hypothesis/`` in the checkout, ``/tmp/torchinductor_$USER`` or HOME."""
     config.hypothesis_home = tempfile.mkdtemp(prefix="fnn-tests-")
     set_hypothesis_home_dir(config.hypothesis_home)
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(config.hypothesis_home, "torch"))
+    # nor matplotlib's font cache and Keras's settings (TensorFlow writes them on import)
+    os.environ.setdefault("MPLCONFIGDIR", os.path.join(config.hypothesis_home, "matplotlib"))
+    os.environ.setdefault("KERAS_HOME", os.path.join(config.hypothesis_home, "keras"))
 
 
 def pytest_unconfigure(config) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from fnn import data
-from fnn.cli.base import RunFailure, UsageFailure, app, say
+from fnn.cli.base import RunFailure, StopSignals, UsageFailure, app, say
 
 
 @app.command("prepare-tfds")
@@ -37,6 +37,7 @@ def prepare_tfds(
     if key not in ("mnist", "fashion_mnist"):
         raise UsageFailure(f"prepare-tfds takes mnist or fashion_mnist; got {name!r}")
     try:
-        data.prepare_tfds(key, data_dir, files, progress=True, say=say)
+        with StopSignals():  # SIGTERM and SIGHUP too: the staging folder is removed
+            data.prepare_tfds(key, data_dir, files, say=say)
     except data.DataError as error:
         raise RunFailure(str(error)) from None

@@ -33,8 +33,9 @@ def load(
     then ``cache_dir()/<folder>/``, then ``SYSTEM_DIR/<folder>/``; failing that (and when
     ``download``) the missing files are downloaded into the cache, checked against ``SHA256``.
     ``source="tfds"`` reads a prepared tensorflow-datasets copy instead, in TFDS's data folder
-    ``data_dir`` (else ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``): TFDS shuffles the
-    order while preparing (``prepare_tfds`` makes such a copy from the IDX files, offline).
+    ``data_dir`` (else ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``), and never downloads:
+    TFDS shuffles the order while preparing (``prepare_tfds`` makes such a copy from the IDX
+    files, offline).
     CIFAR-10 is looked up in the same places as the IDX files (folder ``cifar-10/``: the six
     ``.bin`` files, loose or in ``cifar-10-batches-bin/``, or the archive itself) and otherwise
     downloaded as ``CIFAR_URL``, checked against ``CIFAR_SHA256``.
@@ -43,7 +44,7 @@ def load(
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; valid choices: {', '.join(SOURCES)}")
     if source == "tfds":
-        train, test = load_tfds(key, data_dir, download=download)
+        train, test = load_tfds(key, data_dir)
     elif key == "cifar10":
         train, test = _load_cifar(data_dir, download=download, progress=progress)
     else:

@@ -9,9 +9,11 @@ another (fixed) order. tensorflow-datasets is imported inside the functions that
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import importlib.util
+import io
 import logging
 import os
 import shutil
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from einops import rearrange
 
-from fnn.data.catalog import DataError, _checked, _dataset_key, _one_line
+from fnn.data.catalog import DATASETS, DataError, _checked, _dataset_key, _one_line
 from fnn.data.idx import FILES, find_files
 
 # sha256 of each canonical file's decompressed content: MNIST's as published with its
@@ -83,7 +85,14 @@ def _canonical_files(key: str, files_dir: str | os.PathLike | None) -> dict[str,
     """The four IDX files of ``key`` (``.gz`` or not), found as ``fnn.data.load`` finds them,
     each checked to hold the canonical content: a file of another data set (the trap of one
     folder for both) or a damaged one is refused in one line."""
-    paths = find_files(key, files_dir, download=False, progress=False)
+    try:
+        paths = find_files(key, files_dir, download=False, progress=False)
+    except DataError:
+        where = files_dir or os.environ.get("FNN_DATA_DIR") or "FNN_DATA_DIR or fnn's cache"
+        raise DataError(
+            f"{key}: its four IDX files are not in {where}; give the folder that holds them "
+            f"(or {DATASETS[key]}/) as files_dir (`fnn prepare-tfds --files DIR`)"
+        ) from None
     for role, path in paths.items():
         try:
             found = _content_sha256(path)
@@ -103,12 +112,13 @@ def prepare_tfds(
     data_dir: str | os.PathLike | None = None,
     files_dir: str | os.PathLike | None = None,
     *,
-    progress: bool = False,
     say: Callable[[str], None] = print,
 ) -> Path:
     """Build a real TFDS copy (ArrayRecord) of ``name`` ("mnist" or "fashion_mnist") in
     ``tfds_dir(data_dir)`` from the IDX files in ``files_dir`` (found as ``load`` finds them:
     ``files_dir`` or ``$FNN_DATA_DIR``, then fnn's cache), offline; returns the copy's folder.
+    A copy that is there already is kept. Says one line (TFDS's own progress bars go to
+    stderr).
 
     Each file must hold the canonical content (``CONTENT_SHA256``); its gzip wrapper may differ
     from the published download (as the MNIST files reconstructed here do). TFDS's own check
@@ -116,40 +126,24 @@ def prepare_tfds(
     (``tensorflow_datasets.core.download.resource``: each under its download name, with the
     ``.INFO`` file TFDS writes beside a download, which is not hashed again). Each data set is
     staged in a fresh folder of its own, removed afterwards: TFDS reuses an extraction by file
-    name, so two data sets staged together would share one set of images. Says one line.
+    name, so two data sets staged together would share one set of images.
     """
     key = _dataset_key(name)
     if key not in CONTENT_SHA256:
-        raise DataError(
-            f"prepare_tfds: {key} is not prepared from IDX files (mnist, fashion_mnist)"
-        )
+        raise DataError(f"prepare_tfds takes mnist or fashion_mnist, not {key}")
     started, root = time.perf_counter(), tfds_dir(data_dir)
     paths = _canonical_files(key, files_dir)
     tfds = _tfds(prepare=True)
-    from etils import epath
-    from tensorflow_datasets.core.download import resource
-
-    by_name = {FILES[role]: path for role, path in paths.items()}
-    root.mkdir(parents=True, exist_ok=True)
-    builder = tfds.builder(key, data_dir=str(root), file_format="array_record")
-    tfds.display_progress_bar(progress)
-    with tempfile.TemporaryDirectory(prefix=f"fnn-stage-{key}-", dir=root) as staging:
-        for url, info in builder.url_infos.items():
-            source, target = (
-                by_name[info.filename],
-                Path(staging, resource.get_dl_fname(url, info.checksum)),
-            )
-            if source.suffix == ".gz":
-                shutil.copyfile(source, target)
-            else:  # an uncompressed IDX file: TFDS expects the download, gzipped
-                with open(source, "rb") as raw, gzip.open(target, "wb") as packed:
-                    shutil.copyfileobj(raw, packed)
-            resource.write_info_file(url, epath.Path(target), key, info.filename, info)
-        config = tfds.download.DownloadConfig(try_download_gcs=False)
-        try:
-            builder.download_and_prepare(download_dir=staging, download_config=config)
-        except Exception as error:  # tfds raises many kinds; the user needs one line
-            raise DataError(f"tfds could not prepare {key} ({_one_line(error)})") from None
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        builder = tfds.builder(key, data_dir=str(root), file_format="array_record")
+        if builder.is_prepared():
+            say(f"tfds {key} {builder.version} is already prepared in {builder.data_dir}; kept")
+            return Path(builder.data_dir)
+        _stage_and_prepare(tfds, key, builder, paths, root)
+    except (OSError, ValueError) as error:  # a folder that cannot be written, another format
+        raise DataError(f"tfds could not prepare {key} in {root} ({_one_line(error)}); give "
+                        "another data_dir (--data_dir)") from None  # fmt: skip
     splits = builder.info.splits
     say(
         f"prepared tfds {key} {builder.version} in {builder.data_dir}: "
@@ -159,27 +153,56 @@ def prepare_tfds(
     return Path(builder.data_dir)
 
 
+def _stage_and_prepare(tfds, key: str, builder, paths: dict[str, Path], root: Path) -> None:
+    """``paths`` staged in a fresh download folder under ``root`` as TFDS's downloads, then
+    prepared by TFDS (its two lines on stdout kept quiet); the staging folder is removed."""
+    from etils import epath
+    from tensorflow_datasets.core.download import resource
+
+    by_name = {FILES[role]: path for role, path in paths.items()}
+    with tempfile.TemporaryDirectory(prefix=f"fnn-stage-{key}-", dir=root) as staging:
+        for url, info in builder.url_infos.items():
+            source = by_name[info.filename]
+            target = Path(staging, resource.get_dl_fname(url, info.checksum))
+            if source.suffix == ".gz":
+                shutil.copyfile(source, target)
+            else:  # an uncompressed IDX file: TFDS expects the download, gzipped
+                with open(source, "rb") as raw, gzip.open(target, "wb") as packed:
+                    shutil.copyfileobj(raw, packed)
+            resource.write_info_file(url, epath.Path(target), key, info.filename, info)
+        config = tfds.download.DownloadConfig(try_download_gcs=False)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                builder.download_and_prepare(download_dir=staging, download_config=config)
+        except (OSError, ValueError):
+            raise
+        except Exception as error:  # tfds raises many kinds; the user needs one line
+            raise DataError(f"tfds could not prepare {key} ({_one_line(error)})") from None
+
+
 def load_tfds(
-    key: str, data_dir: str | os.PathLike | None, *, download: bool
+    key: str, data_dir: str | os.PathLike | None
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """``(train, test)`` pairs of ``key`` from the prepared TFDS copy in ``tfds_dir(data_dir)``
-    (in TFDS's order), every split read in one bulk call."""
+    (in TFDS's order), every split read in one bulk call. Nothing downloads: a missing copy is
+    one line saying how to prepare one (TFDS's own download would try the network for
+    minutes)."""
     tfds = _tfds(prepare=False)
     root = tfds_dir(data_dir)
     absl = logging.getLogger("absl")  # TFDS says there that it decodes with PIL, not OpenCV
     level = absl.level
     absl.setLevel(max(level, logging.ERROR))
     try:
-        return tuple(_read_split(tfds, key, split, root, download) for split in ("train", "test"))
+        return tuple(_read_split(tfds, key, split, root) for split in ("train", "test"))
     finally:
         absl.setLevel(level)
 
 
-def _read_split(tfds, key: str, split: str, root: Path, download: bool):
+def _read_split(tfds, key: str, split: str, root: Path):
     """``(images, labels)`` of one split of a prepared copy, read in one bulk call."""
     try:
         source = tfds.data_source(
-            key, split=split, data_dir=str(root), download=download,
+            key, split=split, data_dir=str(root), download=False,
             builder_kwargs={"file_format": "array_record"},
         )  # fmt: skip
         try:

@@ -17,6 +17,7 @@ from data_support import assert_one_line
 
 from fnn import data
 from fnn.cli import main
+from fnn.data import download
 
 HAVE_TF = all(importlib.util.find_spec(m) for m in ("tensorflow", "tensorflow_datasets"))
 needs_tf = pytest.mark.skipif(
@@ -81,11 +82,32 @@ def test_the_tfds_folder_comes_from_the_environment_after_import(prepared, monke
 
 
 @needs_tf
-def test_a_folder_without_a_prepared_copy_is_one_line(tmp_path):
+@needs_data
+def test_prepare_tfds_keeps_a_prepared_copy(prepared, capsys):
+    argv = ["prepare-tfds", "mnist", "--data_dir", str(prepared["root"]), "--files",
+            str(real_data_dir())]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out.strip()
+    assert re.fullmatch(rf"tfds mnist \S+ is already prepared in {prepared['root']}/\S+; kept", out)
+
+
+@needs_tf
+def test_a_folder_without_a_prepared_copy_is_one_line_and_nothing_downloads(tmp_path):
+    with pytest.raises(data.DataError) as error:  # download=True, as fnn train loads
+        data.load("mnist", source="tfds", data_dir=tmp_path / "tfds")
+    assert_one_line(error, f"no readable tfds copy of mnist/train in {tmp_path / 'tfds'}",
+                    f"fnn prepare-tfds mnist --data_dir {tmp_path / 'tfds'}")  # fmt: skip
+    assert list(tmp_path.iterdir()) == []  # no downloads/ or mnist/ folder made
+
+
+def test_missing_idx_files_say_where_to_point_prepare_tfds(tmp_path, monkeypatch):
+    monkeypatch.delenv("FNN_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(download, "SYSTEM_DIR", tmp_path / "system")
     with pytest.raises(data.DataError) as error:
-        data.load("mnist", source="tfds", data_dir=tmp_path, download=False)
-    assert_one_line(error, f"no readable tfds copy of mnist/train in {tmp_path}",
-                    f"fnn prepare-tfds mnist --data_dir {tmp_path}")  # fmt: skip
+        data.prepare_tfds("mnist", tmp_path / "tfds", tmp_path / "nothing")
+    assert_one_line(error, f"mnist: its four IDX files are not in {tmp_path / 'nothing'}",
+                    "`fnn prepare-tfds --files DIR`")  # fmt: skip
 
 
 @needs_data
