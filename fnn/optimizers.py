@@ -112,6 +112,10 @@ def constrained(**table: Constraint) -> Callable[[Factory], Factory]:
             schedule = bound.arguments.get("learning_rate")
             if callable(schedule):  # every update is proportional to the learning rate
                 bound.arguments["learning_rate"] = 1.0
+            for name, value in bound.arguments.items():
+                if isinstance(value, str | bytes):
+                    raise TypeError(f"{factory.__name__}: {name} must be a number, got the "
+                                    f"string {value!r}")  # fmt: skip
             values = {name: table[name].check(name, v) for name, v in bound.arguments.items()}
             if callable(schedule):
                 return chain(factory(**values), scale_by_schedule(schedule))

@@ -194,14 +194,17 @@ def start(
     directory: str | Path | None = None,
     run_id: str | None = None,
     say: Callable[[str], None] = print_error,
+    announce: Callable[[str], None] | None = None,
 ) -> Tracker:
     """Start a run of tracker ``kind`` (``"wandb"`` or ``"none"``) and return its tracker.
 
     W&B goes online only when an API key is configured (``wandb login`` or
     ``WANDB_API_KEY``) and ``WANDB_MODE`` is not ``offline``; if the server cannot be reached
-    it falls back to an offline run. ``say`` receives the one line that tells where an offline
-    run is and how to upload it. ``directory`` defaults to ``$WANDB_DIR`` or the current folder.
-    ``run_id`` continues that run (W&B's resume by id: ``resume="allow"``), as ``--resume`` does.
+    it falls back to an offline run. ``say`` receives W&B's trouble in one line each;
+    ``announce`` (default ``say``) the line that tells where an offline run is and how to
+    upload it (``fnn train -q`` drops it). ``directory`` defaults to ``$WANDB_DIR`` or the
+    current folder. ``run_id`` continues that run (W&B's resume by id: ``resume="allow"``), as
+    ``--resume`` does.
     """
     if kind not in TRACKERS:
         raise ValueError(f"unknown tracker {kind!r}; valid choices: {', '.join(TRACKERS)}")
@@ -223,14 +226,14 @@ def start(
         **({"id": run_id, "resume": "allow"} if run_id else {}),
     )  # fmt: skip
     try:
-        return _open_run(wandb, mode, arguments, say)
+        return _open_run(wandb, mode, arguments, say, announce or say)
     except Exception as error:  # W&B's own trouble never stops training
         if run_id:  # e.g. the id still held by a killed process's W&B service
             say(f"W&B could not continue run {run_id} ({_first_line(error)}); this part is a "
                 "new run")  # fmt: skip
             del arguments["id"], arguments["resume"]
             try:
-                return _open_run(wandb, mode, arguments, say)
+                return _open_run(wandb, mode, arguments, say, announce or say)
             except Exception as again:
                 error = again
         say(f"W&B could not start ({_first_line(error)}); nothing is tracked")
@@ -253,7 +256,7 @@ def _runs_folder(directory, say) -> str | None:
     return directory
 
 
-def _open_run(wandb, mode: str, arguments: dict, say) -> WandbTracker:
+def _open_run(wandb, mode: str, arguments: dict, say, announce) -> WandbTracker:
     """An online run when a key is configured and the server answers, else an offline one
     (announced once per process with the command that uploads it)."""
     reason = f"WANDB_MODE={mode}"
@@ -275,7 +278,7 @@ def _open_run(wandb, mode: str, arguments: dict, say) -> WandbTracker:
     sync_dir = Path(run.dir).parent
     if not _announced:  # once per process: a sweep would repeat it for every trial
         _announced.append(sync_dir)
-        say(
+        announce(
             f"W&B: {reason}; offline run in {sync_dir} — upload it with `wandb sync {sync_dir}`"
             f" (all of them: `wandb sync {sync_dir.parent}/offline-run-*`)"
         )

@@ -62,7 +62,7 @@ def test_disabled_and_none_record_nothing(tmp_path, monkeypatch):
 
 
 def test_fnn_train_without_account_leaves_an_offline_run(data_dir, offline_wandb, capsys):
-    code = main(["train", "--data_dir", str(data_dir), *QUICK, "--quiet"])
+    code = main(["train", "--data_dir", str(data_dir), *QUICK])
     assert code == 0
     err = capsys.readouterr().err
     assert "no W&B API key" in err and "wandb sync" in err

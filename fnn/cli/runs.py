@@ -25,9 +25,13 @@ RESUME_MAY_SET = frozenset({"epochs", "data_dir", "quiet", "tracker", "wandb_pro
                             "data_changed_ok"})  # fmt: skip
 
 
+UNSAVED_KEPT = 10  # fallback runs kept in the cache's unsaved/ folder, the newest
+
+
 def fallback_parents() -> list[Path]:
     """Where a model goes, in this order, when its ``--save`` folder cannot take it: the
-    user's cache, the current folder, the system's temporary folder."""
+    user's cache (``unsaved/``, which keeps the ``UNSAVED_KEPT`` newest), the current folder,
+    the system's temporary folder."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     try:
         here = [Path.cwd()]
@@ -187,6 +191,8 @@ class Saver:
                 prefix = name if parent.name == "unsaved" else f"fnn-unsaved-{name}"
                 folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
                 self._save(folder, model, history, finished=finished)
+                if parent.name == "unsaved":
+                    _prune(parent, keep=UNSAVED_KEPT)
                 return folder
             except (OSError, checkpoint.CheckpointError) as error:
                 tried.append(f"{folder or parent} ({_reason(error)})")
@@ -224,6 +230,15 @@ class Saver:
             f"{how} {when}; nothing was saved"
             + ("" if self.directory else " (with --save DIR a run can be resumed)"), signum
         )  # fmt: skip
+
+
+def _prune(parent: Path, *, keep: int) -> None:
+    """Remove all but the ``keep`` newest run folders of ``parent`` (fnn's own fallback folder
+    in the cache, which would otherwise grow with every failed save)."""
+    folders = [path for path in parent.iterdir() if path.is_dir() and not path.is_symlink()]
+    folders.sort(key=lambda path: path.stat().st_mtime_ns, reverse=True)
+    for old in folders[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _reason(error: Exception) -> str:

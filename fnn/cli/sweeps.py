@@ -97,11 +97,10 @@ def sweep(
             console.print(f"W&B sweep {sweep_id}: more agents with `fnn sweep --join {sweep_id}`")
             return
         name = study or sweep_config.get("name") or config.stem
-        say(_dashboard_line(storage))
         result = sweeps.run_local(
             sweep_config, count=count, base=base, storage=storage, study_name=name,
             tracker=tracker, project=wandb_project, entity=wandb_entity, seed=seed,
-            say=say,
+            say=_with_dashboard(name, storage),
         )  # fmt: skip
     except (ConfigError, sweeps.SweepConfigError) as error:
         raise UsageFailure(str(error)) from None
@@ -120,20 +119,48 @@ def _print_study(trials: list[dict], name: str, storage: str) -> None:
     )
 
 
-def _dashboard_line(storage: str) -> str:
-    """The command that shows the study live in a browser (password hidden)."""
-    from fnn.redact import mask
+def _with_dashboard(name: str, storage: str):
+    """``say``, which adds after the study's first line (so only once the database has opened)
+    the command that shows the study live in a browser (``say`` hides a password)."""
+    told = []
 
-    return (f"watch it live: optuna-dashboard {mask(storage)}  (then open http://127.0.0.1:8080; "
-            "it comes with pip install 'fnn[dashboard]')")  # fmt: skip
+    def say_and_tell(line: str) -> None:
+        say(line)
+        if not told and line.startswith(f"study {name}: "):
+            told.append(line)
+            say(f"watch it live: optuna-dashboard {storage}  (then open http://127.0.0.1:8080; "
+                "it comes with pip install 'fnn[dashboard]')")  # fmt: skip
+
+    return say_and_tell
 
 
 def _storage_error(error: Exception, storage: str) -> Exception:
-    """A one-line usage error for a database URL SQLAlchemy cannot use; other errors as they are."""
-    if type(error).__module__.split(".")[0] == "sqlalchemy":
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+    """One line for an error whose cause is the database: a database URL SQLAlchemy cannot use
+    (exit 2), a SQLite file deleted while the sweep ran, or a database that failed or went away
+    (exit 1, naming the database's own error); other errors as they are."""
+    import sqlalchemy
+
+    from fnn.sweep.optuna_storage import sqlite_path
+
+    chain, cause = [], error
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    raised = [(type(c).__module__.split(".")[0], c) for c in chain]
+    if not any(module in ("sqlalchemy", "optuna") for module, _ in raised):
+        return error
+    path = sqlite_path(storage) if storage.startswith("sqlite:") else None
+    if path is not None and not path.exists():
+        return RunFailure(f"--storage {storage}: the database file {path} is gone (deleted "
+                          "while fnn used it?); the trials it held went with it")  # fmt: skip
+    database = [c for module, c in raised if module == "sqlalchemy"]
+    if not database:
+        return error
+    first = str(chain[-1]).splitlines()[0] if str(chain[-1]) else type(chain[-1]).__name__
+    if isinstance(database[0], sqlalchemy.exc.ArgumentError | sqlalchemy.exc.NoSuchModuleError):
         return UsageFailure(f"--storage {storage}: {first}")
-    return error
+    return RunFailure(f"--storage {storage}: the database failed ({type(chain[-1]).__name__}: "
+                      f"{first})")  # fmt: skip
 
 
 @app.command("sweep-report")
@@ -150,10 +177,15 @@ def sweep_report(
     """Plots and a summary of a sweep: parallel coordinates, metric by run, importance, top runs."""
     from fnn import sweep as sweeps
 
+    if out.exists() and not out.is_dir():
+        raise UsageFailure(f"--out {out}: is a file; the report is a folder of files, give one")
     try:
         written = sweeps.report(source, out=out, storage=storage, top=top)
     except sweeps.SweepConfigError as error:
         raise UsageFailure(str(error)) from None
+    except OSError as error:
+        reason = error.strerror or error
+        raise UsageFailure(f"--out {out}: cannot write the report there ({reason})") from None
     except Exception as error:
         raise _storage_error(error, storage) from None
     for name, path in written.items():

@@ -46,20 +46,12 @@ from fnn.train import (
 
 def _read_config_file(path: Path) -> dict[str, Any]:
     """``--config``'s mapping of option: value, or one line saying what is wrong and where."""
-    import yaml
+    from fnn.sweep.config import read_yaml
 
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError:
-        raise UsageFailure(f"--config {path}: not a text file (a YAML file of option: value "
-                           "lines is expected)") from None  # fmt: skip
-    except OSError as error:
-        raise UsageFailure(f"--config {path}: cannot read it ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise UsageFailure(f"--config {path}: {where}{problem}") from None
+        values = read_yaml(path) or {}
+    except ValueError as error:
+        raise UsageFailure(f"--config {path}: {error}") from None
     if not isinstance(values, dict):
         raise UsageFailure(f"--config {path}: expected a mapping of option: value")
     valid = (FIELDS | set(CLI_ONLY) | set(extra_hyperparameters())) - {"extra", "config"}
@@ -186,7 +178,7 @@ def _run(values: dict[str, Any], resumed, quiet: bool, signals: StopSignals, run
         values.get("tracker", "wandb"), config.to_dict(),
         project=values.get("wandb_project") or "fnn", entity=values.get("wandb_entity"),
         run_id=state.get("wandb_run_id"),
-        say=fail,
+        say=fail, announce=(lambda line: None) if quiet else fail,
     )  # fmt: skip
     saver = Saver(save_dir, config, tracker, run_id=state.get("run_id"), data=fingerprint,
                   overwrite=bool(values.get("overwrite")), held=signals.held, say=fail)  # fmt: skip
@@ -428,6 +420,12 @@ def figure_path(path: Path, default_name: str, option: str) -> Path:
         path = path / default_name
     elif not path.suffix:
         path = path.with_suffix(".png")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix.lower().lstrip(".") not in formats:
+        raise UsageFailure(f"{option} {path}: cannot draw a {path.suffix} file; give a name "
+                           f"ending in {', '.join('.' + k for k in sorted(formats))}")  # fmt: skip
     folder = path.parent
     while not folder.exists():
         folder = folder.parent
@@ -435,9 +433,21 @@ def figure_path(path: Path, default_name: str, option: str) -> Path:
         not folder.is_dir()
         or not os.access(folder, os.W_OK | os.X_OK)
         or (path.exists() and not os.access(path, os.W_OK))
+        or not _can_create_in(folder)
     ):
         raise UsageFailure(f"{option} {path}: cannot write there (no permission, or not a folder)")
     return path
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can be made in ``folder`` (tried: ``/proc`` passes the permission check)."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 @app.command()

@@ -8,10 +8,12 @@ canonical sha256: MNIST and Fashion-MNIST from ``MIRRORS``, tried in order; CIFA
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from fnn.data.catalog import DataError, _one_line
 
@@ -112,6 +114,42 @@ def _progressbar(progress: bool) -> bool:
     return progress and importlib.util.find_spec("tqdm") is not None
 
 
+def _missing_folders(target: Path) -> list[Path]:
+    """``target`` and those of its parents that do not exist yet, the outermost first."""
+    missing = [folder for folder in (target, *target.parents) if not folder.exists()]
+    return missing[::-1]
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove the ``folders`` a failed download created, innermost first, if still empty."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _tidy_on_failure(download: Callable[..., Any]) -> Callable[..., Any]:
+    """``download(..., target, ...)`` that leaves no empty folder behind when it fails (returns
+    a reason, or raises): it removes those of ``target``'s folders it created."""
+
+    @functools.wraps(download)
+    def tidy(*args: Any, **kwargs: Any) -> Any:
+        target = kwargs.get("target", args[-1] if args else None)
+        created = _missing_folders(Path(target))
+        try:
+            result = download(*args, **kwargs)
+        except BaseException:
+            _remove_if_empty(created)
+            raise
+        if result is not None and (not isinstance(result, tuple) or result[0] is None):
+            _remove_if_empty(created)
+        return result
+
+    return tidy
+
+
+@_tidy_on_failure
 def _download_idx(
     key: str, filenames: Iterable[str], target: Path, *, progress: bool
 ) -> str | None:
@@ -155,6 +193,7 @@ def _download_idx(
     return None
 
 
+@_tidy_on_failure
 def _download_cifar(target: Path, *, progress: bool) -> tuple[Path | None, str]:
     """Fetch ``CIFAR_URL`` into ``target``: ``(the archive, "")`` on success, else ``(None, why
     it failed)``. A checksum mismatch is a ``DataError`` (pooch deletes the bad file)."""

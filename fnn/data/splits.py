@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from fnn.data.catalog import NUM_CLASSES, _dataset_key, class_indices
+from fnn.data.catalog import NUM_CLASSES, DataError, _dataset_key, class_indices
 from fnn.data.pixels import preprocess, standardise
 from fnn.data.sources import load
 
@@ -157,6 +157,12 @@ def prepare(
     subset_rng, split_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)
     )
+    if train_subset is not None and train_subset > len(y_train):
+        kept = " of the chosen classes" if classes is not None else ""
+        raise DataError(
+            f"train_subset {train_subset:,} is more than the {len(y_train):,} training images"
+            f"{kept} of {_dataset_key(name)}: give at most {len(y_train):,}, or leave it out"
+        )
     if train_subset is not None:
         keep = stratified_subset(y_train, train_subset, subset_rng)
         x_train, y_train = x_train[keep], y_train[keep]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,9 @@ from fnn.constraints import is_number
 def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with warnings.catch_warnings():  # a character the font lacks (a CJK study name) is drawn
+        warnings.filterwarnings("ignore", message="Glyph .* missing from")  # as a box, once
+        fig.savefig(path, dpi=120)
     fig.clear()  # free the artists now; the figure was never registered with pyplot
     return path
 

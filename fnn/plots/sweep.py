@@ -151,11 +151,18 @@ def metric_by_run(
     metric: str = "val_accuracy",
     goal: str = "maximize",
     title: str | None = None,
+    numbers: list[int] | None = None,
+    unit: str = "run",
 ) -> Path:
     """Write ``metric`` of each run in run order (dots) with the running best (a step line,
-    max or min per ``goal``) as a PNG at ``path``; missing or NaN values are skipped."""
+    max or min per ``goal``) as a PNG at ``path``; missing or NaN values are skipped. Runs are
+    numbered 1, 2, ... or by ``numbers`` (a sweep's trial numbers, with ``unit="trial"``), so
+    the figure names a run as the rest of the report does."""
     _check_goal(goal)
-    runs = np.array([i + 1 for i, v in enumerate(values) if _finite(v)], dtype=np.int64)
+    numbers = list(range(1, len(values) + 1)) if numbers is None else list(numbers)
+    if len(numbers) != len(values):
+        raise ValueError(f"numbers: one per value expected, got {len(numbers)} for {len(values)}")
+    runs = np.array([n for n, v in zip(numbers, values, strict=True) if _finite(v)], np.int64)
     scores = np.array([v for v in values if _finite(v)], dtype=np.float64)
     fig = Figure(figsize=(8.0, 4.8), layout="constrained")
     FigureCanvasAgg(fig)
@@ -165,9 +172,9 @@ def metric_by_run(
         running = (
             np.maximum.accumulate(scores) if goal == "maximize" else np.minimum.accumulate(scores)
         )
-        ax.scatter(runs, scores, s=28, color="#1f77b4", alpha=0.8, label="run", zorder=3)
+        ax.scatter(runs, scores, s=28, color="#1f77b4", alpha=0.8, label=unit, zorder=3)
         ax.step(
-            np.append(runs, len(values)),
+            np.append(runs, max(numbers)),
             np.append(running, running[-1]),
             where="post",
             color="#d62728",
@@ -177,7 +184,7 @@ def metric_by_run(
         best = int(np.argmax(scores) if goal == "maximize" else np.argmin(scores))
         ax.scatter(runs[best], scores[best], s=160, marker="*", color="#d62728", zorder=4)
         ax.annotate(
-            f"{scores[best]:.4g} (run {runs[best]})",
+            f"{scores[best]:.4g} ({unit} {runs[best]})",
             (runs[best], scores[best]),
             xytext=(0, 10 if goal == "maximize" else -14),
             textcoords="offset points",
@@ -188,15 +195,15 @@ def metric_by_run(
         ax.margins(y=0.12)
         ax.legend(loc="best", fontsize=9)
     else:
-        ax.text(0.5, 0.5, "no finished run", transform=ax.transAxes, ha="center", color="gray")
-    ax.set_xlim(0.5, max(len(values), 1) + 0.5)
+        ax.text(0.5, 0.5, f"no finished {unit}", transform=ax.transAxes, ha="center", color="gray")
+    ax.set_xlim(min(numbers, default=1) - 0.5, max(numbers, default=1) + 0.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("run")
+    ax.set_xlabel(unit)
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     note = f" · {skipped} without a value" if skipped else ""
-    ax.set_title(f"{_count(len(values), 'run')}, goal: {goal}{note}", fontsize=10)
-    fig.suptitle(title or f"{metric} by run", fontsize=13)
+    ax.set_title(f"{_count(len(values), unit)}, goal: {goal}{note}", fontsize=10)
+    fig.suptitle(title or f"{metric} by {unit}", fontsize=13)
     return _save(fig, path)
 
 

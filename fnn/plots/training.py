@@ -4,6 +4,7 @@ loss curves overlaid with their difference."""
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,6 +66,10 @@ def curve_panels(
         ax.grid(alpha=0.3)
         if x in ("epoch", "step", "run"):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            low, high = ax.dataLim.intervalx
+            if ax.lines and high - low < 2:  # one or two epochs: whole numbers, with room
+                ax.set_xlim(low - 0.5, high + 0.5)
+                ax.set_xticks(range(int(low), int(high) + 1))
     for ax in axes[len(panels) :]:
         ax.set_axis_off()
     if handles:
@@ -104,8 +109,10 @@ def overlay(
     labels: tuple[str, str] = ("fnn", "PyTorch"),
     title: str = "Training loss per update",
 ) -> Path:
-    """Two loss curves over the same updates, overlaid, and their absolute difference (log y)
-    beneath."""
+    """Two loss curves over the same updates, overlaid, and their absolute difference beneath,
+    on a scale that is logarithmic above the rounding level (float64's machine epsilon times
+    the largest loss) and linear below it, so that exact zeros sit at 0. A long ``title`` is
+    wrapped."""
     fig = Figure(figsize=(9, 6.4), layout="constrained")
     FigureCanvasAgg(fig)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
@@ -114,11 +121,17 @@ def overlay(
     top.set_ylabel("minibatch loss")
     top.legend()
     top.grid(alpha=0.3)
-    difference = np.abs(np.asarray(ours) - np.asarray(theirs))
-    bottom.plot(steps, np.maximum(difference, np.finfo(float).tiny), color="#b22222", linewidth=1)
-    bottom.set_yscale("log")
+    difference = np.abs(np.asarray(ours, np.float64) - np.asarray(theirs, np.float64))
+    rounding = np.finfo(np.float64).eps * max(float(np.max(np.abs(ours))), 1.0)
+    bottom.plot(steps, difference, color="#b22222", linewidth=1, marker=".", markersize=2)
+    bottom.set_yscale("symlog", linthresh=rounding)
+    bottom.set_ylim(bottom=0)
+    zeros = int(np.sum(difference == 0))
     bottom.set_ylabel(f"|{labels[0]} − {labels[1]}|")
     bottom.set_xlabel("update (step)")
+    bottom.set_title(f"{zeros} of {len(difference)} updates equal (drawn at 0); linear below "
+                     f"{rounding:.1e}, logarithmic above", fontsize=9)  # fmt: skip
     bottom.grid(alpha=0.3)
-    fig.suptitle(f"{title} — max difference {difference.max():.2e}", fontsize=13)
+    heading = f"{title} — max difference {difference.max():.2e}"
+    fig.suptitle(textwrap.fill(heading, 90), fontsize=12)
     return _save(fig, path)

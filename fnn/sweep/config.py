@@ -125,25 +125,64 @@ def load_config(path_or_dict: str | os.PathLike | Mapping) -> dict:
 
 
 def _read(path: str | os.PathLike) -> dict:
-    import yaml
-
-    path = Path(path)
     try:
-        loaded = yaml.load(path.read_text(), Loader=_yaml_loader())
-    except (OSError, yaml.YAMLError) as error:
-        raise SweepConfigError(f"{path}: cannot read it ({str(error).splitlines()[0]})") from None
+        loaded = read_yaml(path)
+    except ValueError as error:
+        raise SweepConfigError(f"{path}: {error}") from None
     if not isinstance(loaded, dict):
         raise SweepConfigError(f"{path}: expected a W&B sweep configuration (a mapping)")
     return loaded
 
 
-def _yaml_loader():
+MAX_YAML_BYTES = 1 << 20  # a sweep or --config file is a few hundred bytes
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """The YAML document in the regular file ``path`` (``yaml_loader``), or ``ValueError`` in
+    one line without the path: not a regular file (a FIFO or ``/dev/zero`` would never end),
+    over ``MAX_YAML_BYTES``, unreadable, not text, or not YAML (with its line and column)."""
+    import yaml
+
+    path = Path(path).expanduser()
+    try:
+        if not path.is_file():
+            kind = "does not exist" if not path.exists() else "is not a regular file"
+            raise ValueError(f"{kind} (a YAML file is expected)")
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise ValueError(f"over {MAX_YAML_BYTES // 1024} KB: not a configuration file")
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=yaml_loader())
+    except UnicodeDecodeError:
+        raise ValueError("not a text file (a YAML file is expected)") from None
+    except OSError as error:
+        raise ValueError(f"cannot read it ({error.strerror or error})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(f"{where}{problem}") from None
+
+
+def yaml_loader():
     """``yaml.SafeLoader`` that also reads ``1e-3`` as a float (YAML 1.1 needs ``1.0e-3``;
-    plain PyYAML would hand the string '1e-3' to the learning rate)."""
+    plain PyYAML would hand the string '1e-3' to the learning rate) and refuses a key given
+    twice in one mapping (PyYAML would keep the last silently)."""
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        def construct_mapping(self, node, deep=False):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line)
+                except TypeError:  # an unhashable key: PyYAML reports it itself
+                    continue
+                if first != key_node.start_mark.line:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} given twice (first on line {first + 1})",
+                        key_node.start_mark,
+                    )  # fmt: skip
+            return super().construct_mapping(node, deep=deep)
 
     Loader.add_implicit_resolver(
         "tag:yaml.org,2002:float",

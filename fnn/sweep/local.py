@@ -19,6 +19,7 @@ from fnn import tracking
 from fnn.constraints import is_integer
 from fnn.sweep.config import SweepConfigError, load_config
 from fnn.sweep.optuna_space import suggest
+from fnn.sweep.optuna_storage import StorageLock, check_driver
 from fnn.sweep.training import (
     SPLIT_FIELDS,
     STATES,
@@ -93,8 +94,12 @@ def run_local(
     heartbeat_settings()  # a bad override is an error before anything is created
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # we print our own line per trial
+    url = storage if isinstance(storage, str) else None
+    if url is not None:
+        check_driver(url)
+    lock = StorageLock(url)
     try:
-        study, worker = open_study(sweep, base, storage, study_name, seed, count, say)
+        study, worker = open_study(sweep, base, storage, study_name, seed, count, say, lock)
         _preload(sweep, base, progress)
         objective = _objective(sweep, base, worker, study_name=study_name, tracker_kind=tracker,
                                project=project or sweep.get("project") or "fnn",
@@ -102,6 +107,7 @@ def run_local(
                                say=say)  # fmt: skip
         _optimize(study, sweep, objective, worker, say)
     finally:
+        lock.remove()  # SQLite's lock file
         optuna.logging.set_verbosity(verbosity)
     return study
 

@@ -7,7 +7,8 @@ and two workers never take the same grid point:
 
 - PostgreSQL: a session-level advisory lock (``pg_advisory_lock``), across machines.
 - SQLite: an exclusive ``flock`` on ``<database file>.lock`` beside the database, across the
-  processes of one machine (SQLite is not meant for several machines, nor for NFS).
+  processes of one machine (SQLite is not meant for several machines, nor for NFS). A worker
+  deletes it when done (``StorageLock.remove``); the next one to take the lock makes a new one.
 - Other databases (e.g. MySQL): no lock; creating the tables and the study is retried.
 
 The server or the operating system drops the lock of a worker that dies.
@@ -139,13 +140,17 @@ class StorageLock:
             import fcntl
 
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX)
-            except BaseException:
-                os.close(descriptor)
-                raise
-            self._held = descriptor
+            while self._held is None:
+                descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX)
+                    if _same_file(descriptor, self.path):
+                        self._held = descriptor
+                        continue
+                except BaseException:
+                    os.close(descriptor)
+                    raise
+                os.close(descriptor)  # ``remove`` deleted that file meanwhile: take the new one
         else:
             import sqlalchemy
 
@@ -172,12 +177,34 @@ class StorageLock:
         else:
             held.close()  # the session ends, and its advisory lock with it
 
+    def remove(self) -> None:
+        """Delete SQLite's lock file, once this worker is done with it: taken first, so that no
+        other worker holds it; one that waits for it meanwhile finds it gone and takes a new
+        one (``acquire`` checks that the file it locked is still the one at the path)."""
+        if self.kind != "sqlite":
+            return
+        try:
+            self.acquire()
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        finally:
+            self.release()
+
     def __enter__(self) -> StorageLock:
         self.acquire()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         self.release()
+
+
+def _same_file(descriptor: int, path: Path) -> bool:
+    """Whether the open file ``descriptor`` is still the file at ``path``."""
+    try:
+        return os.path.samestat(os.fstat(descriptor), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def retry_creation(create: Callable[[], T]) -> T:

@@ -429,6 +429,9 @@ def _figures(
     from fnn import plots
 
     scores = [t["value"] if t["state"] == "COMPLETE" else None for t in trials]
+    numbers = (
+        [t["number"] for t in trials] if all(is_number(t.get("number")) for t in trials) else None
+    )
     rows = []
     for trial, score in zip(trials, scores, strict=True):
         values = {p: trial.get(p) for p in params}  # numbers stay numbers for numeric axes
@@ -450,6 +453,8 @@ def _figures(
             metric=metric,
             goal=goal,
             title=f"Sweep {name}: {metric} by trial",
+            numbers=numbers,
+            unit="trial" if numbers else "run",
         ),
         "importance": plots.importance_bar(
             importances, files["importance"], title=f"Sweep {name}: hyperparameter importance"

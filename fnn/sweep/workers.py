@@ -45,7 +45,6 @@ from fnn.sweep.config import SweepConfigError
 from fnn.sweep.optuna_space import grid_points, optuna_pruner, optuna_sampler
 from fnn.sweep.optuna_storage import (
     StorageLock,
-    check_driver,
     database_url,
     retry_creation,
     sqlite_path,
@@ -102,15 +101,12 @@ class Worker:
     unnamed: dict = field(default_factory=dict)
 
 
-def open_study(sweep, base, storage, name, seed, count, say) -> tuple[optuna.Study, Worker]:
-    """The study ``name`` in ``storage``, created or resumed under the storage's lock (retried
-    on a collision with a creator that does not take it), and this process's part in it."""
+def open_study(sweep, base, storage, name, seed, count, say, lock) -> tuple[optuna.Study, Worker]:
+    """The study ``name`` in ``storage``, created or resumed under the storage's ``lock``
+    (retried on a collision with a creator that does not take it), and this process's part in
+    it."""
     import optuna
 
-    url = storage if isinstance(storage, str) else None
-    if url is not None:
-        check_driver(url)
-    lock = StorageLock(url)
     with lock:  # an RDBStorage creates Optuna's tables
         shared = retry_creation(lambda: _storage(storage))
         study = retry_creation(lambda: optuna.create_study(

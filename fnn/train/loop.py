@@ -253,10 +253,7 @@ def fit(
             ):
                 _step(run, step, config, epoch, xb, yb, tracker)
                 if progress:  # a disabled bar still costs microseconds per call
-                    if run.global_step % config.log_every == 0:
-                        loss = run.history["steps"][-1]["running_train_loss"]
-                        bar.update(task, status=f"loss {loss:.4f}")
-                    bar.advance(task)
+                    bar.update(task, advance=1, status=f"train loss {_live_loss(run):.4f}")
             record = _end_epoch(run, config, splits, epoch, time.perf_counter() - started)
             tracker.log(record, step=run.global_step)
             bar.update(task, status=f"val loss {record['val_loss']:.4f} "
@@ -270,6 +267,15 @@ def fit(
             if stop:
                 break
     return _model(run, config), run.history
+
+
+def _live_loss(run: _Run) -> float:
+    """The mean train loss of the updates since the last recorded one (``log_every``), or the
+    last recorded value right after a record: what the progress bar shows at every update."""
+    if run.loss_count:
+        return run.loss_sum / run.loss_count
+    steps = run.history["steps"]
+    return steps[-1]["running_train_loss"] if steps else math.nan
 
 
 def _model(run: _Run, config: TrainConfig) -> Params:

@@ -72,7 +72,7 @@ def _run(command: list, what: str, log: Path | None = None) -> None:
 @contextlib.contextmanager
 def postgres_server() -> Iterator[SimpleNamespace]:
     """A PostgreSQL server in a temporary folder: ``.new_database()`` returns the SQLAlchemy URL
-    of a new empty database (psycopg2 driver)."""
+    of a new empty database (psycopg2 driver); ``.stop()`` stops it early."""
     initdb, pg_ctl = find_program("initdb"), find_program("pg_ctl")
     root = Path(tempfile.mkdtemp(prefix="fnn-postgres-"))
     as_postgres: list[str] = []
@@ -110,7 +110,12 @@ def postgres_server() -> Iterator[SimpleNamespace]:
                 connection.close()
             return f"postgresql+psycopg2://postgres@127.0.0.1:{port}/{name}"
 
-        yield SimpleNamespace(port=port, root=root, new_database=new_database)
+        def stop() -> None:
+            """Stop the server now (``pg_ctl stop -m fast``), as an administrator would."""
+            _run([*as_postgres, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"],
+                 "pg_ctl stop", log)  # fmt: skip
+
+        yield SimpleNamespace(port=port, root=root, new_database=new_database, stop=stop)
     finally:
         try:
             if started:

@@ -98,8 +98,10 @@ def test_load_config_errors_name_the_problem(changes, names, accepted):
 def test_unreadable_yaml_is_one_line(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("method: [random\n")
-    with pytest.raises(sweep.SweepConfigError, match="bad.yaml: cannot read it"):
+    with pytest.raises(sweep.SweepConfigError, match="bad.yaml: line 2, column 1: expected ','"):
         sweep.load_config(path)
+    with pytest.raises(sweep.SweepConfigError, match="missing.yaml: does not exist"):
+        sweep.load_config(tmp_path / "missing.yaml")
 
 
 def test_a_missing_goal_on_an_accuracy_warns():
