@@ -5,4 +5,4 @@ import sys
 from fnn.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["train", *sys.argv[1:]]))
+    sys.exit(main(sys.argv[1:] or [], command="train", prog="train.py"))

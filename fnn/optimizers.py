@@ -427,6 +427,8 @@ def clip_by_global_norm(max_norm: float) -> Optimizer:
     """Grads scaled to global norm ``max_norm`` when theirs is larger (Pascanu et al. 2013), as
     ``optax.clip_by_global_norm``: g <- g max_norm / ||g|| if ||g|| >= max_norm, else g, with
     ||g|| = sqrt(sum of every squared value). Its state is an ``EmptyState``."""
+    if isinstance(max_norm, str | bytes):
+        raise TypeError(f"clip_by_global_norm: max_norm must be a number, got {max_norm!r}")
     max_norm = POSITIVE.check("max_norm", max_norm)
 
     def update(grads, state, params=None, *, loss=None):
@@ -461,6 +463,9 @@ def cosine_decay_schedule(init_value: float, decay_steps: int) -> Callable[[int]
     """``init_value (1 + cos(pi min(count, decay_steps) / decay_steps)) / 2`` (Loshchilov &
     Hutter, "SGDR", ICLR 2017, eq. 5 without restarts), as ``optax.cosine_decay_schedule``
     with alpha 0."""
+    for name, value in (("init_value", init_value), ("decay_steps", decay_steps)):
+        if isinstance(value, str | bytes):
+            raise TypeError(f"cosine_decay_schedule: {name} must be a number, got {value!r}")
     init_value, decay_steps = POSITIVE.check("init_value", init_value), int(decay_steps)
     if decay_steps < 1:
         raise ValueError(f"decay_steps must be a positive integer, got {decay_steps}")

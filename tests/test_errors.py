@@ -158,7 +158,7 @@ def test_version_and_gradcheck_verdict():
 def test_sweep_report_top_must_be_positive():
     line = one_line(fnn("sweep-report", "x", "--top", "-1"), 2)
     assert line == (
-        "fnn sweep-report: Invalid value for '--top': Input should be greater than or equal to 1"
+        "fnn: Invalid value for '--top': Input should be greater than or equal to 1"
     )
 
 

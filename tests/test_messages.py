@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pooch  # noqa: F401 - imported now: its logger binds the stderr of the moment it is imported
 import pytest
 from data.data_support import closed_url
 
@@ -49,6 +50,14 @@ def test_a_figure_that_cannot_be_written_is_refused_at_once(out, says, tmp_path,
     assert files_in(tmp_path) == []
 
 
+def test_the_figure_formats_are_matplotlibs():
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from fnn.cli.training import FIGURE_FORMATS
+
+    assert set(FIGURE_FORMATS) == set(FigureCanvasBase.get_supported_filetypes())
+
+
 def test_a_sweep_report_into_a_file_is_refused(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     Path("report").write_text("mine")
@@ -79,6 +88,23 @@ def test_a_key_given_twice_is_refused_in_a_config_and_in_a_sweep(tmp_path, capsy
     assert "line 5, column 3: key 'epochs' given twice (first on line 4)" in one_line(capsys)
 
 
+def test_yaml_merge_keys_work_and_a_key_twice_on_one_line_is_refused(tmp_path):
+    from fnn.sweep.config import read_yaml
+
+    merged = tmp_path / "merged.yaml"
+    merged.write_text("base: &base {epochs: 1}\nrun:\n  <<: *base\n  batch_size: 8\n")
+    assert read_yaml(merged)["run"] == {"epochs": 1, "batch_size": 8}
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("metric: {name: val_loss, goal: maximize, goal: minimize}\n")
+    with pytest.raises(ValueError, match="key 'goal' given twice"):
+        read_yaml(flow)
+
+
+def test_bench_refuses_a_bad_plot_before_timing(tmp_path, capsys):
+    assert main(["bench", "--plot", str(tmp_path / "b.xyz"), "--batch_sizes", "8"]) == 2
+    assert "--plot" in one_line(capsys) and files_in(tmp_path) == []
+
+
 def test_a_train_subset_larger_than_the_data_is_refused(data_dir, capsys):
     argv = ["train", "--data_dir", str(data_dir), "--train_subset", "99999999", "--tracker",
             "none"]  # fmt: skip
@@ -94,6 +120,10 @@ def test_an_optimizer_hyperparameter_given_as_a_string_is_a_type_error():
         fnn.optimizers.sgd("0.1")
     with pytest.raises(TypeError, match="adam: beta1 must be a number"):
         fnn.optimizers.adam(1e-3, beta1="0.9")
+    with pytest.raises(TypeError, match="max_norm must be a number"):
+        fnn.optimizers.clip_by_global_norm("1")
+    with pytest.raises(TypeError, match="init_value must be a number"):
+        fnn.optimizers.cosine_decay_schedule("0.1", 10)
 
 
 def test_quiet_prints_only_the_result(data_dir, tmp_path, monkeypatch, capsys):
@@ -119,11 +149,13 @@ def test_the_progress_bar_shows_the_train_loss_of_every_update():
 def test_the_fallback_folder_keeps_the_newest_runs(tmp_path):
     for age in range(13):
         folder = tmp_path / f"run-{age:02d}"
-        folder.mkdir()
-        (folder / "params.npz").write_bytes(b"x")
+        (folder / ".fnn").mkdir(parents=True)  # a saved run
         os.utime(folder, (1_000_000 - age, 1_000_000 - age))  # run-00 is the newest
+    (tmp_path / "mine").mkdir()  # not a run fnn saved: left alone
+    os.utime(tmp_path / "mine", (0, 0))
     run_folders._prune(tmp_path, keep=run_folders.UNSAVED_KEPT)
-    assert files_in(tmp_path)[::2] == [f"run-{age:02d}" for age in range(10)]
+    kept = sorted(path.name for path in tmp_path.iterdir())
+    assert kept == ["mine"] + [f"run-{age:02d}" for age in range(10)]
 
 
 def test_no_command_leaves_files_behind(data_dir, tmp_path, monkeypatch, capsys):
@@ -162,3 +194,30 @@ def test_no_command_leaves_files_behind(data_dir, tmp_path, monkeypatch, capsys)
     assert files_in(home) == []
     left = [name for name in files_in(work) if not name.startswith("report/")]
     assert left == ["notadb.sqlite", "report", "s.yaml", "sweeps.db"]
+
+
+def test_train_py_names_itself_and_the_defaults_it_adds(capsys):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    shown = subprocess.run([sys.executable, str(REPO / "train.py"), "-h"], capture_output=True,
+                           text=True, timeout=120, cwd=REPO.parent)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split())
+    assert "Usage: train.py [OPTIONS]" in text
+    assert "dropout 0.2 and a cosine learning-rate decay" in text
+    assert main(["-e", "0"], command="train", prog="train.py") == 2
+    assert one_line(capsys) == "train.py: --epochs must be >= 1; got 0"
+
+
+def test_every_error_begins_with_the_program_name(capsys):
+    assert main(["gradcheck", "--activation", "gelu"]) == 2
+    assert one_line(capsys).startswith("fnn: Invalid value: unknown activation 'gelu'")
+
+
+def test_a_short_epoch_is_not_zero_seconds():
+    from fnn.cli.training import duration
+
+    assert duration(0.04) == "40 ms" and duration(0.1) == "0.1 s" and duration(12.34) == "12.3 s"

@@ -12,15 +12,16 @@ import sys
 EXTRA = "pip install 'fnn[cli]'"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI with ``argv`` (default: the process's arguments); returns the exit code."""
+def main(argv: list[str] | None = None, *, command: str | None = None, prog: str = "fnn") -> int:
+    """Run the CLI with ``argv`` (default: the process's arguments), or only its ``command``
+    under the name ``prog``; returns the exit code."""
     try:
         from fnn.cli.commands import run
     except ModuleNotFoundError as error:
         print(f"fnn: the command line needs {error.name}, which is missing: {EXTRA}",
               file=sys.stderr)  # fmt: skip
         return 1
-    return run(argv)
+    return run(argv, command=command, prog=prog)
 
 
 def __getattr__(name: str):

@@ -26,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # a docstring's lines are one paragraph; [extras] stay text
 )
 console = get_console()  # the console the progress bar draws on, so prints interleave
 errors = Console(stderr=True)
@@ -181,24 +182,29 @@ def say(line: str) -> None:
     console.print(mask(line), highlight=False, markup=False, soft_wrap=True)
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Run the CLI; errors become one line on stderr (exit 2: bad input, 1: failed run)."""
+def run(argv: list[str] | None = None, *, command: str | None = None, prog: str = "fnn") -> int:
+    """Run the CLI (or only its ``command``, named ``prog`` in help and errors, as
+    ``python train.py`` runs ``fnn train``); errors become one line on stderr (exit 2: bad
+    input, 1: failed run)."""
     args = sys.argv[1:] if argv is None else list(argv)
+    if command is None:
+        target, args, options = app, args or ["--help"], {}
+    else:  # its own help names, as the app's (a command alone does not inherit them)
+        target = typer.main.get_command(app).commands[command]
+        options = {"help_option_names": ["-h", "--help"]}
     try:
-        result = app(args=args or ["--help"], prog_name="fnn", standalone_mode=False)
+        result = target(args=args, prog_name=prog, standalone_mode=False, **options)
     except typer.Abort:
         fail("aborted")
         return 130
     except typer.TyperException as error:  # click's usage errors, as Typer vendors them
-        context = getattr(error, "ctx", None)
-        prefix = f"{context.command_path}: " if context is not None else "fnn: "
-        fail(f"{prefix}{error.format_message()}")
+        fail(f"{prog}: {error.format_message()}")
         return error.exit_code
     except (UsageFailure, RunFailure, SavedElsewhere) as error:
-        fail(f"fnn: {error}")
+        fail(f"{prog}: {error}")
         return {UsageFailure: 2, RunFailure: 1, SavedElsewhere: 3}[type(error)]
     except Interrupted as error:
-        fail(f"fnn: {error}")
+        fail(f"{prog}: {error}")
         return error.exit_code
     except KeyboardInterrupt:  # (Typer turns one inside a command into exit code 130 itself)
         fail("interrupted")
@@ -206,6 +212,6 @@ def run(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as error:  # an optional dependency a command imports late
         if (error.name or "").split(".")[0] not in CLI_EXTRA:
             raise
-        fail(f"fnn: this needs {error.name}, which is missing: pip install 'fnn[cli]'")
+        fail(f"{prog}: this needs {error.name}, which is missing: pip install 'fnn[cli]'")
         return 1
     return result if isinstance(result, int) else 0

@@ -191,7 +191,7 @@ class Saver:
                 prefix = name if parent.name == "unsaved" else f"fnn-unsaved-{name}"
                 folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
                 self._save(folder, model, history, finished=finished)
-                if parent.name == "unsaved":
+                if parent == fallback_parents()[0]:  # fnn's own folder in the cache
                     _prune(parent, keep=UNSAVED_KEPT)
                 return folder
             except (OSError, checkpoint.CheckpointError) as error:
@@ -234,8 +234,10 @@ class Saver:
 
 def _prune(parent: Path, *, keep: int) -> None:
     """Remove all but the ``keep`` newest run folders of ``parent`` (fnn's own fallback folder
-    in the cache, which would otherwise grow with every failed save)."""
-    folders = [path for path in parent.iterdir() if path.is_dir() and not path.is_symlink()]
+    in the cache, which would otherwise grow with every failed save). Only folders holding a
+    saved run (its ``.fnn/`` folder) count; anything else there is left alone."""
+    folders = [path for path in parent.iterdir()
+               if path.is_dir() and not path.is_symlink() and (path / ".fnn").is_dir()]  # fmt: skip
     folders.sort(key=lambda path: path.stat().st_mtime_ns, reverse=True)
     for old in folders[keep:]:
         shutil.rmtree(old, ignore_errors=True)

@@ -156,10 +156,11 @@ def _storage_error(error: Exception, storage: str) -> Exception:
     database = [c for module, c in raised if module == "sqlalchemy"]
     if not database:
         return error
-    first = str(chain[-1]).splitlines()[0] if str(chain[-1]) else type(chain[-1]).__name__
+    own = getattr(database[0], "orig", None) or database[0]  # the driver's error, if any
+    first = str(own).splitlines()[0] if str(own) else type(own).__name__
     if isinstance(database[0], sqlalchemy.exc.ArgumentError | sqlalchemy.exc.NoSuchModuleError):
         return UsageFailure(f"--storage {storage}: {first}")
-    return RunFailure(f"--storage {storage}: the database failed ({type(chain[-1]).__name__}: "
+    return RunFailure(f"--storage {storage}: the database failed ({type(own).__name__}: "
                       f"{first})")  # fmt: skip
 
 

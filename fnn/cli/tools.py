@@ -19,6 +19,7 @@ from fnn.cli.base import (
     console,
 )
 from fnn.cli.options import DataDir, accepts
+from fnn.cli.training import figure_path
 from fnn.constraints import POSITIVE_INT, ConstraintError, OneOf, Widths
 from fnn.gradcheck import TOLERANCE
 from fnn.gradcheck import gradcheck as run_gradcheck
@@ -62,6 +63,8 @@ def bench(
     """Time one training epoch per batch size, against the matmul roofline (and PyTorch)."""
     from fnn import bench as benchmark
 
+    if plot is not None:
+        plot = figure_path(plot, "bench.png", "--plot")
     settings = _bench_settings(vs, batch_sizes=batch_sizes, samples=samples, repeats=repeats,
                                dtype=dtype, activation=activation, optimizer=optimizer,
                                dataset=dataset)  # fmt: skip

@@ -172,16 +172,18 @@ def yaml_loader():
         def construct_mapping(self, node, deep=False):
             seen: dict = {}
             for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *anchor``
+                    continue
                 key = self.construct_object(key_node, deep=deep)
                 try:
-                    first = seen.setdefault(key, key_node.start_mark.line)
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"key {key!r} given twice (first on line {seen[key]})",
+                            key_node.start_mark,
+                        )  # fmt: skip
+                    seen[key] = key_node.start_mark.line + 1
                 except TypeError:  # an unhashable key: PyYAML reports it itself
                     continue
-                if first != key_node.start_mark.line:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"key {key!r} given twice (first on line {first + 1})",
-                        key_node.start_mark,
-                    )  # fmt: skip
             return super().construct_mapping(node, deep=deep)
 
     Loader.add_implicit_resolver(

@@ -94,11 +94,11 @@ def run_local(
     heartbeat_settings()  # a bad override is an error before anything is created
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # we print our own line per trial
-    url = storage if isinstance(storage, str) else None
-    if url is not None:
-        check_driver(url)
-    lock = StorageLock(url)
+    url, lock = storage if isinstance(storage, str) else None, None
     try:
+        if url is not None:
+            check_driver(url)
+        lock = StorageLock(url)
         study, worker = open_study(sweep, base, storage, study_name, seed, count, say, lock)
         _preload(sweep, base, progress)
         objective = _objective(sweep, base, worker, study_name=study_name, tracker_kind=tracker,
@@ -107,7 +107,8 @@ def run_local(
                                say=say)  # fmt: skip
         _optimize(study, sweep, objective, worker, say)
     finally:
-        lock.remove()  # SQLite's lock file
+        if lock is not None:
+            lock.remove()  # SQLite's lock file
         optuna.logging.set_verbosity(verbosity)
     return study
 

@@ -181,7 +181,7 @@ class StorageLock:
         """Delete SQLite's lock file, once this worker is done with it: taken first, so that no
         other worker holds it; one that waits for it meanwhile finds it gone and takes a new
         one (``acquire`` checks that the file it locked is still the one at the path)."""
-        if self.kind != "sqlite":
+        if self.kind != "sqlite" or not self.path.exists():
             return
         try:
             self.acquire()
