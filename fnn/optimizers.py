@@ -90,6 +90,14 @@ for _state in (SGDState, MomentumState, RMSpropState, AdamState, EveState):
 Factory = Callable[..., Optimizer]
 
 
+def _number(owner: str, name: str, value: Any, constraint: Constraint | None) -> Any:
+    """``value`` checked by ``constraint`` (when given), after refusing a string with a
+    ``TypeError``: the library takes numbers (the command line and configs convert text)."""
+    if isinstance(value, str | bytes):
+        raise TypeError(f"{owner}: {name} must be a number, got the string {value!r}")
+    return value if constraint is None else constraint.check(name, value)
+
+
 def constrained(**table: Constraint) -> Callable[[Factory], Factory]:
     """Declare the valid values of an optimizer factory's hyperparameters, next to it (as
     scikit-learn's ``_parameter_constraints``). The factory then receives its arguments checked
@@ -112,11 +120,8 @@ def constrained(**table: Constraint) -> Callable[[Factory], Factory]:
             schedule = bound.arguments.get("learning_rate")
             if callable(schedule):  # every update is proportional to the learning rate
                 bound.arguments["learning_rate"] = 1.0
-            for name, value in bound.arguments.items():
-                if isinstance(value, str | bytes):
-                    raise TypeError(f"{factory.__name__}: {name} must be a number, got the "
-                                    f"string {value!r}")  # fmt: skip
-            values = {name: table[name].check(name, v) for name, v in bound.arguments.items()}
+            values = {name: _number(factory.__name__, name, v, table[name])
+                      for name, v in bound.arguments.items()}  # fmt: skip
             if callable(schedule):
                 return chain(factory(**values), scale_by_schedule(schedule))
             return factory(**values)
@@ -427,9 +432,7 @@ def clip_by_global_norm(max_norm: float) -> Optimizer:
     """Grads scaled to global norm ``max_norm`` when theirs is larger (Pascanu et al. 2013), as
     ``optax.clip_by_global_norm``: g <- g max_norm / ||g|| if ||g|| >= max_norm, else g, with
     ||g|| = sqrt(sum of every squared value). Its state is an ``EmptyState``."""
-    if isinstance(max_norm, str | bytes):
-        raise TypeError(f"clip_by_global_norm: max_norm must be a number, got {max_norm!r}")
-    max_norm = POSITIVE.check("max_norm", max_norm)
+    max_norm = _number("clip_by_global_norm", "max_norm", max_norm, POSITIVE)
 
     def update(grads, state, params=None, *, loss=None):
         if not isinstance(state, EmptyState):
@@ -463,10 +466,8 @@ def cosine_decay_schedule(init_value: float, decay_steps: int) -> Callable[[int]
     """``init_value (1 + cos(pi min(count, decay_steps) / decay_steps)) / 2`` (Loshchilov &
     Hutter, "SGDR", ICLR 2017, eq. 5 without restarts), as ``optax.cosine_decay_schedule``
     with alpha 0."""
-    for name, value in (("init_value", init_value), ("decay_steps", decay_steps)):
-        if isinstance(value, str | bytes):
-            raise TypeError(f"cosine_decay_schedule: {name} must be a number, got {value!r}")
-    init_value, decay_steps = POSITIVE.check("init_value", init_value), int(decay_steps)
+    init_value = _number("cosine_decay_schedule", "init_value", init_value, POSITIVE)
+    decay_steps = int(_number("cosine_decay_schedule", "decay_steps", decay_steps, None))
     if decay_steps < 1:
         raise ValueError(f"decay_steps must be a positive integer, got {decay_steps}")
     return lambda count: init_value * 0.5 * (1 + math.cos(math.pi * min(count, decay_steps)

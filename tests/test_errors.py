@@ -157,9 +157,7 @@ def test_version_and_gradcheck_verdict():
 
 def test_sweep_report_top_must_be_positive():
     line = one_line(fnn("sweep-report", "x", "--top", "-1"), 2)
-    assert line == (
-        "fnn: Invalid value for '--top': Input should be greater than or equal to 1"
-    )
+    assert line == "fnn: Invalid value for '--top': Input should be greater than or equal to 1"
 
 
 def test_a_full_wandb_disk_is_at_most_one_line_and_training_goes_on(data_dir, tmp_path):

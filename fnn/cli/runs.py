@@ -184,20 +184,22 @@ class Saver:
         """The run saved into a new folder of the first fallback parent that takes it;
         ``RunFailure`` naming every place tried when none does."""
         tried, name = [tried], f"{tracking.run_name(self.config.to_dict())[:60]}-{self.run_id[:8]}-"
-        for parent in fallback_parents():
-            folder = None
+        for index, parent in enumerate(fallback_parents()):
+            own, folder = index == 0, None  # the first is fnn's own folder in the cache
             try:
                 parent.mkdir(parents=True, exist_ok=True)
-                prefix = name if parent.name == "unsaved" else f"fnn-unsaved-{name}"
+                prefix = name if own else f"fnn-unsaved-{name}"
                 folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
                 self._save(folder, model, history, finished=finished)
-                if parent == fallback_parents()[0]:  # fnn's own folder in the cache
-                    _prune(parent, keep=UNSAVED_KEPT)
-                return folder
             except (OSError, checkpoint.CheckpointError) as error:
                 tried.append(f"{folder or parent} ({_reason(error)})")
                 if folder is not None:
                     shutil.rmtree(folder, ignore_errors=True)
+                continue
+            if own:
+                with contextlib.suppress(OSError):  # the run is saved, whatever pruning meets
+                    _prune(parent, keep=UNSAVED_KEPT)
+            return folder
         raise RunFailure(f"could not save the trained model anywhere; tried {', '.join(tried)}")
 
     def interrupted(self, signum: int = signal.SIGINT) -> Interrupted:

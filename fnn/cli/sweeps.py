@@ -122,12 +122,10 @@ def _print_study(trials: list[dict], name: str, storage: str) -> None:
 def _with_dashboard(name: str, storage: str):
     """``say``, which adds after the study's first line (so only once the database has opened)
     the command that shows the study live in a browser (``say`` hides a password)."""
-    told = []
 
     def say_and_tell(line: str) -> None:
         say(line)
-        if not told and line.startswith(f"study {name}: "):
-            told.append(line)
+        if line.startswith(f"study {name}: "):  # run_local's first line, said once
             say(f"watch it live: optuna-dashboard {storage}  (then open http://127.0.0.1:8080; "
                 "it comes with pip install 'fnn[dashboard]')")  # fmt: skip
 
@@ -149,7 +147,7 @@ def _storage_error(error: Exception, storage: str) -> Exception:
     raised = [(type(c).__module__.split(".")[0], c) for c in chain]
     if not any(module in ("sqlalchemy", "optuna") for module, _ in raised):
         return error
-    path = sqlite_path(storage) if storage.startswith("sqlite:") else None
+    path = sqlite_path(storage)
     if path is not None and not path.exists():
         return RunFailure(f"--storage {storage}: the database file {path} is gone (deleted "
                           "while fnn used it?); the trials it held went with it")  # fmt: skip

@@ -9,7 +9,9 @@ canonical sha256: MNIST and Fashion-MNIST from ``MIRRORS``, tried in order; CIFA
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
+import inspect
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -74,18 +76,14 @@ _VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime) checked in t
 def check_cached(key: str, path: Path) -> None:
     """``DataError`` when a file of fnn's download cache no longer has its canonical SHA-256
     (damaged or altered since the download); each file is hashed once per process."""
-    import hashlib
-
     expected = SHA256.get(key, {}).get(path.name)
     status = path.stat()
     stamp = (str(path), status.st_size, status.st_mtime_ns)
     if expected is None or stamp in _VERIFIED:
         return
-    digest = hashlib.sha256()
     with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != expected:
+        found = sha256_of(file)
+    if found != expected:
         raise DataError(
             f"{path}: its SHA-256 is not the canonical file's (damaged or altered since it was "
             "downloaded); delete it and fnn downloads it again"
@@ -129,27 +127,41 @@ def _remove_if_empty(folders: list[Path]) -> None:
             return
 
 
-def _tidy_on_failure(download: Callable[..., Any]) -> Callable[..., Any]:
-    """``download(..., target, ...)`` that leaves no empty folder behind when it fails (returns
-    a reason, or raises): it removes those of ``target``'s folders it created."""
+def _tidy_on_failure(failed: Callable[[Any], bool]) -> Callable[[Callable], Callable]:
+    """A download function (with a ``target`` folder) that leaves no empty folder behind when
+    it fails, by raising or by returning a result ``failed`` says is a failure: it removes
+    those of ``target``'s folders it created."""
 
-    @functools.wraps(download)
-    def tidy(*args: Any, **kwargs: Any) -> Any:
-        target = kwargs.get("target", args[-1] if args else None)
-        created = _missing_folders(Path(target))
-        try:
-            result = download(*args, **kwargs)
-        except BaseException:
-            _remove_if_empty(created)
-            raise
-        if result is not None and (not isinstance(result, tuple) or result[0] is None):
-            _remove_if_empty(created)
-        return result
+    def decorate(download: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(download)
 
-    return tidy
+        @functools.wraps(download)
+        def tidy(*args: Any, **kwargs: Any) -> Any:
+            target = signature.bind(*args, **kwargs).arguments["target"]
+            created = _missing_folders(Path(target))
+            try:
+                result = download(*args, **kwargs)
+            except BaseException:
+                _remove_if_empty(created)
+                raise
+            if failed(result):
+                _remove_if_empty(created)
+            return result
+
+        return tidy
+
+    return decorate
 
 
-@_tidy_on_failure
+def sha256_of(stream) -> str:
+    """The SHA-256 of what the binary ``stream`` reads, in 1 MB blocks."""
+    digest = hashlib.sha256()
+    for block in iter(lambda: stream.read(1 << 20), b""):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+@_tidy_on_failure(failed=lambda reason: reason is not None)
 def _download_idx(
     key: str, filenames: Iterable[str], target: Path, *, progress: bool
 ) -> str | None:
@@ -193,7 +205,7 @@ def _download_idx(
     return None
 
 
-@_tidy_on_failure
+@_tidy_on_failure(failed=lambda result: result[0] is None)
 def _download_cifar(target: Path, *, progress: bool) -> tuple[Path | None, str]:
     """Fetch ``CIFAR_URL`` into ``target``: ``(the archive, "")`` on success, else ``(None, why
     it failed)``. A checksum mismatch is a ``DataError`` (pooch deletes the bad file)."""

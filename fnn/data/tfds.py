@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import importlib.util
 import io
 import logging
@@ -26,6 +25,7 @@ import numpy as np
 from einops import rearrange
 
 from fnn.data.catalog import DATASETS, DataError, _checked, _dataset_key, _one_line
+from fnn.data.download import sha256_of
 from fnn.data.idx import FILES, find_files
 
 # sha256 of each canonical file's decompressed content: MNIST's as published with its
@@ -74,11 +74,8 @@ def tfds_dir(data_dir: str | os.PathLike | None) -> Path:
 
 
 def _content_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with gzip.open(path) if path.suffix == ".gz" else open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return sha256_of(stream)
 
 
 def _canonical_files(key: str, files_dir: str | os.PathLike | None) -> dict[str, Path]:
@@ -205,10 +202,7 @@ def _read_split(tfds, key: str, split: str, root: Path):
             key, split=split, data_dir=str(root), download=False,
             builder_kwargs={"file_format": "array_record"},
         )  # fmt: skip
-        try:
-            records = source.__getitems__(range(len(source)))  # about 3x faster than list()
-        except TypeError:  # the sources of tfds.testing.mock_data have no bulk read
-            records = [source[index] for index in range(len(source))]
+        records = source.__getitems__(range(len(source)))  # about 3x faster than list()
     except Exception as error:  # tfds raises many kinds; the user needs one line
         hint = (
             f"prepare it offline with `fnn prepare-tfds {key} --data_dir {root}` "

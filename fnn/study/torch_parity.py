@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from fnn import data, optimizers, plots
+from fnn import data, plots
 from fnn.bench import TORCH_EQUIVALENTS, torch_mlp, torch_optimizer
 from fnn.model import init_mlp
 from fnn.study.context import Context, config_from, describe, relative, settings_of
-from fnn.train import SCHEDULES, TrainConfig, load_splits, train_step
+from fnn.train import TrainConfig, build_optimizer, load_splits, train_step
 
 
 def versus_torch(ctx: Context, settings: dict[str, Any]) -> dict[str, Any]:
@@ -79,8 +79,7 @@ def _train_both(
     total = config.epochs * -(-len(splits.y_train) // config.batch_size)
     if config.lr_schedule == "cosine":
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(theirs, T_max=total, eta_min=0)
-    learning_rate = SCHEDULES[config.lr_schedule](hparams["learning_rate"], total)
-    ours = optimizers.get(config.optimizer, **{**hparams, "learning_rate": learning_rate})
+    ours = build_optimizer(config, len(splits.y_train))
     state = ours.init(params)
     step = train_step(ours, activation=config.activation, loss=config.loss)
     our_losses, their_losses = [], []

@@ -6,6 +6,7 @@ in full before any trial runs (``load_config``); every error is a one-line
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import re
@@ -162,6 +163,7 @@ def read_yaml(path: str | os.PathLike) -> Any:
         raise ValueError(f"{where}{problem}") from None
 
 
+@functools.cache
 def yaml_loader():
     """``yaml.SafeLoader`` that also reads ``1e-3`` as a float (YAML 1.1 needs ``1.0e-3``;
     plain PyYAML would hand the string '1e-3' to the learning rate) and refuses a key given

@@ -163,9 +163,8 @@ def _objective(sweep, base, worker, *, study_name, tracker_kind, project, entity
         worker.trial = trial.number
         if worker.storage is not None:  # a heartbeat before the name: see _fail_orphans
             storage = worker.storage
-            study_id = storage.get_study_id_from_name(study_name)
             storage.record_heartbeat(
-                storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+                storage.get_trial_id_from_study_id_trial_number(worker.study_id, trial.number)
             )
         trial.set_user_attr("worker", worker.name)
         trial.set_user_attr("sampler_seed", worker.seed)

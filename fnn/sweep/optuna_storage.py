@@ -140,16 +140,17 @@ class StorageLock:
             import fcntl
 
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            while self._held is None:
+            while True:
                 descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
                 try:
                     fcntl.flock(descriptor, fcntl.LOCK_EX)
-                    if _same_file(descriptor, self.path):
-                        self._held = descriptor
-                        continue
+                    same = _same_file(descriptor, self.path)
                 except BaseException:
                     os.close(descriptor)
                     raise
+                if same:
+                    self._held = descriptor
+                    return
                 os.close(descriptor)  # ``remove`` deleted that file meanwhile: take the new one
         else:
             import sqlalchemy

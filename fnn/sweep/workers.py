@@ -88,7 +88,8 @@ class Worker:
     ``storage``: the ``RDBStorage`` with heartbeats fnn made (None for a storage given as an
     object: then a dead worker's trial is never failed, so nobody waits for one); ``trial``:
     the trial it runs now; ``unnamed``: when it first saw each running trial without a worker
-    (``_fail_orphans``)."""
+    (``_fail_orphans``); ``study_id``: the study's id in ``storage``; ``points``: a grid's
+    points with their keys (``_key``), worked out once."""
 
     lock: StorageLock
     seed: int
@@ -97,6 +98,8 @@ class Worker:
     joined: bool
     storage: Any
     name: str
+    study_id: int | None = None
+    points: list = field(default_factory=list)
     trial: int = -1
     unnamed: dict = field(default_factory=dict)
 
@@ -122,7 +125,11 @@ def open_study(sweep, base, storage, name, seed, count, say, lock) -> tuple[optu
         target, joined = _target(study, trials, count)
     name = f"{socket.gethostname()}:{os.getpid()}"
     rdb = shared if isinstance(storage, str) else None
-    return study, Worker(lock, worker_seed, count, target, joined, rdb, name)
+    points = (
+        [(_key(point), point) for point in grid_points(sweep)] if sweep["method"] == "grid" else []
+    )
+    study_id = rdb.get_study_id_from_name(study.study_name) if rdb is not None else None
+    return study, Worker(lock, worker_seed, count, target, joined, rdb, name, study_id, points)
 
 
 def _storage(storage: Any) -> Any:
@@ -226,15 +233,20 @@ def _taken(trial: optuna.trial.FrozenTrial) -> bool:
     return _final(trial) or trial.state.name == "RUNNING"
 
 
+def _key(params: dict) -> str:
+    """A grid point as a comparable key, whatever the order of its names."""
+    return json.dumps(params, sort_keys=True)
+
+
 def _point(trial: optuna.trial.FrozenTrial) -> str | None:
     """A grid trial's point, as a key: the one it was queued with, else (a trial of an earlier
     fnn) its parameters. (A running trial's parameters are incomplete until it has drawn all.)"""
     params = trial.user_attrs.get("grid_point") or trial.params
-    return json.dumps(params, sort_keys=True) if params else None
+    return _key(params) if params else None
 
 
-def _grid(trials: list, sweep: dict) -> dict[str, list]:
-    """A grid's points (``grid_points``' dicts) by status: ``done``, ``running``, ``queued``
+def _grid(trials: list, points: list) -> dict[str, list]:
+    """A grid's ``points`` (``Worker.points``) by status: ``done``, ``running``, ``queued``
     and ``left`` (to queue: never started, or failed other than by divergence)."""
     ranks, status = ("done", "running", "queued"), {}
     for trial in trials:
@@ -243,19 +255,20 @@ def _grid(trials: list, sweep: dict) -> dict[str, list]:
         if key and found and (key not in status or ranks.index(found) < ranks.index(status[key])):
             status[key] = found
     groups: dict[str, list] = {"done": [], "running": [], "queued": [], "left": []}
-    for point in grid_points(sweep):
-        groups[status.get(json.dumps(point, sort_keys=True), "left")].append(point)
+    for key, point in points:
+        groups[status.get(key, "left")].append(point)
     return groups
 
 
-def _budget(trials: list, sweep: dict, worker: Worker) -> tuple[int, str]:
-    """How many trials are left to start (by all workers), and why not more."""
+def _budget(trials: list, sweep: dict, worker: Worker) -> tuple[int, str, dict | None]:
+    """How many trials are left to start (by all workers), why not more, and a grid's points
+    by status (``_grid``; None for another method)."""
     metric, target = sweep["metric"]["name"], sweep["metric"].get("target")
     maximize = sweep["metric"]["goal"] == "maximize"
     for trial in trials:
         if target is not None and trial.state.name == "COMPLETE" and trial.value is not None:
             if (trial.value >= target) if maximize else (trial.value <= target):
-                return 0, f"trial {trial.number} reached the target {metric} {target}"
+                return 0, f"trial {trial.number} reached the target {metric} {target}", None
     taken = sum(_taken(trial) for trial in trials)
     budget, reason = math.inf, ""
     if worker.target is not None:
@@ -263,14 +276,12 @@ def _budget(trials: list, sweep: dict, worker: Worker) -> tuple[int, str]:
     run_cap = sweep.get("run_cap")
     if run_cap is not None and run_cap - taken < budget:
         budget, reason = run_cap - taken, f"run_cap {run_cap} reached"
-    if sweep["method"] == "grid":
-        grid = _grid(trials, sweep)
-        if len(grid["queued"]) + len(grid["left"]) < budget:
-            budget = len(grid["queued"]) + len(grid["left"])
-            done, size = len(grid["done"]), len(grid_points(sweep))
-            running = f", {len(grid['running'])} running" if grid["running"] else ""
-            reason = f"grid exhausted: {done} of {size} points done{running}"
-    return max(0, int(budget)), reason
+    grid = _grid(trials, worker.points) if sweep["method"] == "grid" else None
+    if grid is not None and len(grid["queued"]) + len(grid["left"]) < budget:
+        budget = len(grid["queued"]) + len(grid["left"])
+        running = f", {len(grid['running'])} running" if grid["running"] else ""
+        reason = f"grid exhausted: {len(grid['done'])} of {len(worker.points)} points done{running}"
+    return max(0, int(budget)), reason, grid
 
 
 def next_step(study: optuna.Study, sweep: dict, worker: Worker) -> tuple[str, int, str, list]:
@@ -285,9 +296,8 @@ def next_step(study: optuna.Study, sweep: dict, worker: Worker) -> tuple[str, in
     trials = study.get_trials(deepcopy=False)
     if worker.storage is not None:
         trials = _fail_orphans(study, trials, worker)
-    budget, reason = _budget(trials, sweep, worker)
+    budget, reason, grid = _budget(trials, sweep, worker)
     if budget:
-        grid = _grid(trials, sweep) if sweep["method"] == "grid" else None
         if grid is not None and not grid["queued"]:
             point = grid["left"][0]
             study.enqueue_trial(point, user_attrs={"grid_point": point})

@@ -17,7 +17,7 @@ from fnn.train.config import (
     takers,
     validate,
 )
-from fnn.train.loop import ResumeError, check_resume, fit, snapshot
+from fnn.train.loop import ResumeError, build_optimizer, check_resume, fit, snapshot
 from fnn.train.step import (
     SCHEDULES,
     TrainingDiverged,
@@ -29,7 +29,8 @@ from fnn.train.step import (
 
 __all__ = [
     "CONSTRAINTS", "DTYPES", "FIELDS", "OPTIMIZER_FIELDS", "SCHEDULES", "ConfigError",
-    "ResumeError", "TrainConfig", "TrainingDiverged", "all_finite", "check_memory",
-    "check_resume", "constant", "constraint", "cosine", "fit", "hyperparameter_constraint",
-    "hyperparameter_names", "load_splits", "snapshot", "takers", "train_step", "validate",
+    "ResumeError", "TrainConfig", "TrainingDiverged", "all_finite", "build_optimizer",
+    "check_memory", "check_resume", "constant", "constraint", "cosine", "fit",
+    "hyperparameter_constraint", "hyperparameter_names", "load_splits", "snapshot", "takers",
+    "train_step", "validate",
 ]  # fmt: skip

@@ -182,6 +182,15 @@ def _progress(enabled: bool):
     )
 
 
+def build_optimizer(config: TrainConfig, samples: int) -> optimizers.Optimizer:
+    """``config``'s optimizer with its hyperparameters and its learning-rate schedule
+    (``SCHEDULES``) over every update of a run on ``samples`` training examples."""
+    hparams = config.optimizer_hparams()
+    total = config.epochs * -(-samples // config.batch_size)
+    hparams["learning_rate"] = SCHEDULES[config.lr_schedule](hparams["learning_rate"], total)
+    return optimizers.get(config.optimizer, **hparams)
+
+
 def _start(config: TrainConfig, splits: data.Splits) -> tuple[_Run, optimizers.Optimizer]:
     """The initial parameters and optimizer state, and the generators of batch order and
     dropout, each from its own stream of ``config.seed``."""
@@ -192,10 +201,7 @@ def _start(config: TrainConfig, splits: data.Splits) -> tuple[_Run, optimizers.O
     params = init_mlp(
         sizes, init=config.weight_init, seed=np.random.default_rng(init_seed), dtype=config.dtype
     )
-    hparams = config.optimizer_hparams()
-    total = config.epochs * -(-len(splits.y_train) // config.batch_size)
-    hparams["learning_rate"] = SCHEDULES[config.lr_schedule](hparams["learning_rate"], total)
-    optimizer = optimizers.get(config.optimizer, **hparams)
+    optimizer = build_optimizer(config, len(splits.y_train))
     run = _Run(
         params=params,
         opt_state=optimizer.init(params),
