@@ -15,6 +15,7 @@ import numpy as np
 
 import fnn
 import fnn.train
+from fnn import fused
 from fnn.data import DataError
 
 DEFAULT_BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024)
@@ -326,6 +327,9 @@ def run(
         **(extra_peers or {}),
     }
     peers = {name: epoch for name, epoch in peers.items() if epoch is not None}
+    start = time.perf_counter()  # the first step imports numba and compiles (or loads) its loop
+    ours(x[: batch_sizes[0]], y[: batch_sizes[0]], batch_sizes[0])
+    first_step = time.perf_counter() - start
     roofline = matmul_roofline(dtype)
     flops = flops_per_sample(sizes)
     rows = []
@@ -355,6 +359,8 @@ def run(
         "roofline_gflops": roofline,
         "blas": blas_threads(),
         "machine": f"{cpu_name()}, {platform.python_version()}, numpy {np.__version__}",
+        "updates": fused.describe(),
+        "first_step_seconds": first_step,
         "torch": "torch" in peers,
         "jax": "jax" in peers,
         "rows": rows,

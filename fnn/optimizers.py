@@ -7,12 +7,16 @@
 Updates are already signed (``params + updates`` descends). ``weight_decay`` is coupled L2, as
 in ``torch.optim``: ``g <- g + weight_decay * params`` before the rule, on every parameter.
 
-Each rule below is written once, on flat arrays, one equation of its paper per group of NumPy
-calls, and ``lift`` turns it into an optimizer over pytrees: it ravels the grads
-(``fnn.tree.ravel``), runs the rule and unravels the updates. A state holds its moments as flat
-arrays beside the params' ``Layout``, which ``update`` compares with the grads' layout. Every
-result is a new array: ``update`` never writes its arguments, and the same arguments always give
-bit-identical results. Adding an optimizer is one factory below plus one line in ``OPTIMIZERS``.
+Each rule below is written once, as its paper's equations on one parameter's numbers
+(``adam_elements``: one line per equation), and ``lift`` turns it into an optimizer over
+pytrees: it ravels the grads (``fnn.tree.ravel``), runs the rule over the flat arrays and
+unravels the updates. The rule runs on one of two paths, which give the same bits: numba's
+compiled loop over every index (``adam_loop``, ``fnn.fused``), when numba is installed, or
+NumPy's passes over whole arrays recorded from the same equations (``fnn.passes``). A state
+holds its moments as flat arrays beside the params' ``Layout``, which ``update`` compares with
+the grads' layout. Every result is a new array: ``update`` never writes its arguments, and the
+same arguments always give bit-identical results. Adding an optimizer is one factory below plus
+one line in ``OPTIMIZERS``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from fnn import fused, passes
 from fnn.constraints import NON_NEGATIVE, POSITIVE, UNIT, Constraint, ConstraintError
+from fnn.fused import compilable
 from fnn.registry import lookup
 from fnn.tree import Layout, Params, difference, ravel
 
@@ -132,17 +138,32 @@ def constrained(**table: Constraint) -> Callable[[Factory], Factory]:
     return declare
 
 
-# A rule is ``rule(g, state, loss) -> (updates, state)`` on flat arrays: ``g`` is the gradient
-# (weight decay included) and ``state`` the previous state. It returns new arrays only.
-Rule = Callable[[np.ndarray, Any, Any], tuple[np.ndarray, Any]]
+class Rule(NamedTuple):
+    """An update rule, stated once, as equations on numbers that two paths execute.
+
+    ``elements(g, *moments, *coefficients) -> (update, *new moments)`` is the rule for one
+    parameter's numbers, written with operators and ufuncs such as ``np.sqrt``. NumPy runs it on
+    whole flat arrays, as passes recorded from it (``fnn.passes``). ``loop(g, params, decay,
+    *moments, coefficients, *outputs)`` calls ``elements`` at every index (weight decay
+    included): numba compiles it into one pass (``fnn.fused``; mark ``elements`` and what it
+    calls ``@compilable``), and ``None`` keeps the rule on NumPy. ``coefficients`` are the
+    step's numbers in the order ``elements`` takes them: a tuple, or ``coefficients(state,
+    loss) -> (numbers, changes)`` when they change from step to step, ``changes`` being the
+    state's new scalar fields (a count, Eve's feedback)."""
+
+    elements: Callable[..., tuple]
+    loop: Callable[..., None] | None
+    coefficients: tuple | Callable[[Any, Any], tuple[tuple, dict]]
 
 
 def lift(state_type: type, rule: Rule, weight_decay: float, **scalars: float) -> Optimizer:
     """The pytree ``Optimizer`` of ``rule``. ``init`` gives ``state_type`` with the initial
     ``scalars``, the params' layout, and zeros for every other field (the flat moments);
     ``update`` checks that grads (and, with weight decay, params) are laid out as the state
-    says, naming the first difference, then runs ``rule`` on the flat grads."""
+    says, naming the first difference, then runs the rule on the flat grads: fused into one
+    compiled loop when numba is there (``fnn.fused``, decided here), else through NumPy."""
     moments = [name for name in state_type._fields if name not in scalars and name != "layout"]
+    loop = rule.loop if fused.unavailable() is None else None
 
     def init(params):
         layout = ravel(params)[1]
@@ -156,20 +177,28 @@ def lift(state_type: type, rule: Rule, weight_decay: float, **scalars: float) ->
         g, layout = ravel(grads)
         if layout is not state.layout:  # not the very layout object: compare in full
             g = _checked(g, layout, state, grads, "grads")
-        for field, value in zip(state._fields, state, strict=True):
-            if type(value) is np.ndarray and value.shape != g.shape:
-                raise ValueError(f"state.{field} must be a flat array of {g.size} values "
-                                 f"(see state.layout), got shape {value.shape}")  # fmt: skip
+        old = []  # the moments
+        for name in moments:
+            old.append(getattr(state, name))
+            if type(old[-1]) is not np.ndarray or old[-1].shape != g.shape:
+                raise ValueError(f"state.{name} must be a flat array of {g.size} values "
+                                 f"(see state.layout), got {np.shape(old[-1])}")  # fmt: skip
+        flat_params = None
         if weight_decay:  # the params matter only here: checked only here
             if params is None:
                 raise ValueError("weight_decay needs the params: call update(grads, state, params)")
             flat_params, layout = ravel(params)
             if layout is not state.layout:
                 flat_params = _checked(flat_params, layout, state, params, "params")
-            decayed = np.multiply(flat_params, weight_decay)
-            decayed += g
-            g = decayed
-        updates, new_state = rule(g, state, loss)
+        numbers, changes = (rule.coefficients(state, loss) if callable(rule.coefficients)
+                            else (rule.coefficients, {}))  # fmt: skip
+        numbers = tuple(map(g.dtype.type, numbers))  # in the arrays' dtype, as NumPy casts them
+        if loop is not None and g.dtype in fused.FUSED_DTYPES:
+            updates, *new = fused.run(loop, g, flat_params, weight_decay, old, numbers)
+        else:
+            recorded = passes.record(rule.elements, 1 + len(old), len(numbers))
+            updates, *new = recorded.run(decayed(g, flat_params, weight_decay), *old, *numbers)
+        new_state = state._replace(**dict(zip(moments, new, strict=True)), **changes)
         return state.layout.unravel(updates), new_state
 
     return Optimizer(init, update)
@@ -188,35 +217,99 @@ def _checked(flat: np.ndarray, layout: Layout, state: Any, tree: Params, name: s
     return flat.astype(expected.dtype, copy=False)
 
 
-def lerp(start: np.ndarray, end: np.ndarray, weight: float, out: np.ndarray) -> np.ndarray:
-    """out = start + weight (end - start) = (1 - weight) start + weight end, in three passes
-    with no temporary (``out`` may be ``end``): the exponential moving average of Adam's
-    moments, as ``torch.lerp``."""
-    np.subtract(end, start, out=out)
-    out *= weight
-    out += start
-    return out
+# The rules' equations on numbers, each beside the loop that numba compiles from it. Every
+# operation is written in the order the passes run it, so both paths round alike (fnn.fused).
 
 
-def scaled_ratio(
-    numerator: np.ndarray, second_moment: np.ndarray, scale: float, epsilon: float, out
-) -> np.ndarray:
-    """out = -scale numerator / (sqrt(second_moment) + epsilon), in four passes."""
-    np.sqrt(second_moment, out=out)
-    out += epsilon
-    np.divide(numerator, out, out=out)
-    out *= -scale
-    return out
+@compilable
+def decayed(g, params, weight_decay):
+    """g + weight_decay params (coupled L2, as ``torch.optim``), or g without weight decay."""
+    return params * weight_decay + g if weight_decay else g
+
+
+@compilable
+def lerp(start, end, weight):
+    """start + weight (end - start) = (1 - weight) start + weight end: the exponential moving
+    average of Adam's moments, as ``torch.lerp``."""
+    return (end - start) * weight + start
+
+
+@compilable
+def sgd_elements(g, negative_lr):
+    return (g * negative_lr,)  # update = -lr g
+
+
+def sgd_loop(g, params, decay, coefficients, update):
+    for i in range(g.size):
+        (update[i],) = sgd_elements(decayed(g[i], params[i], decay), *coefficients)
+
+
+@compilable
+def momentum_elements(g, b, mu, negative_lr):
+    b = b * mu + g  # b_t = mu b_{t-1} + g_t
+    return b * negative_lr, b  # update = -lr b_t
+
+
+def momentum_loop(g, params, decay, b, coefficients, update, b_out):
+    for i in range(g.size):
+        update[i], b_out[i] = momentum_elements(decayed(g[i], params[i], decay), b[i],
+                                                *coefficients)  # fmt: skip
+
+
+@compilable
+def nag_elements(g, b, mu, negative_lr):
+    b = b * mu + g  # b_t = mu b_{t-1} + g_t
+    return (b * mu + g) * negative_lr, b  # update = -lr (g_t + mu b_t)
+
+
+def nag_loop(g, params, decay, b, coefficients, update, b_out):
+    for i in range(g.size):
+        update[i], b_out[i] = nag_elements(decayed(g[i], params[i], decay), b[i], *coefficients)
+
+
+@compilable
+def rmsprop_elements(g, v, one_minus_beta, negative_lr, epsilon):
+    v = lerp(v, g * g, one_minus_beta)  # v_t = beta v_{t-1} + (1 - beta) g_t^2
+    return g / (np.sqrt(v) + epsilon) * negative_lr, v  # update = -lr g_t / (sqrt(v_t) + eps)
+
+
+def rmsprop_loop(g, params, decay, v, coefficients, update, v_out):
+    for i in range(g.size):
+        update[i], v_out[i] = rmsprop_elements(decayed(g[i], params[i], decay), v[i],
+                                               *coefficients)  # fmt: skip
+
+
+@compilable
+def adam_elements(g, m, v, one_minus_beta1, one_minus_beta2, negative_step, epsilon):
+    m = lerp(m, g, one_minus_beta1)  # m_t = beta1 m_{t-1} + (1 - beta1) g_t
+    v = lerp(v, g * g, one_minus_beta2)  # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+    return m / (np.sqrt(v) + epsilon) * negative_step, m, v  # the bias corrections folded
+
+
+def adam_loop(g, params, decay, m, v, coefficients, update, m_out, v_out):
+    for i in range(g.size):
+        update[i], m_out[i], v_out[i] = adam_elements(decayed(g[i], params[i], decay), m[i],
+                                                      v[i], *coefficients)  # fmt: skip
+
+
+@compilable
+def nadam_elements(g, m, v, one_minus_beta1, one_minus_beta2, c1, c2, negative_step, epsilon):
+    m = lerp(m, g, one_minus_beta1)  # m_t
+    v = lerp(v, g * g, one_minus_beta2)  # v_t
+    return (m * c1 + g * c2) / (np.sqrt(v) + epsilon) * negative_step, m, v  # m-hat_t: c1, c2
+
+
+def nadam_loop(g, params, decay, m, v, coefficients, update, m_out, v_out):
+    for i in range(g.size):
+        update[i], m_out[i], v_out[i] = nadam_elements(decayed(g[i], params[i], decay), m[i],
+                                                       v[i], *coefficients)  # fmt: skip
 
 
 @constrained(learning_rate=POSITIVE, weight_decay=NON_NEGATIVE)
 def sgd(learning_rate: float, weight_decay: float = 0.0) -> Optimizer:
     """Plain gradient descent, as ``torch.optim.SGD(lr, momentum=0)``: update = -lr g."""
 
-    def rule(g, state, loss):
-        return np.multiply(g, -learning_rate), state
-
-    return lift(SGDState, rule, weight_decay)
+    return lift(SGDState, Rule(sgd_elements, sgd_loop, (-learning_rate,)), weight_decay)
 
 
 @constrained(learning_rate=POSITIVE, momentum=UNIT, weight_decay=NON_NEGATIVE)
@@ -225,13 +318,7 @@ def momentum(learning_rate: float, momentum: float = 0.9, weight_decay: float = 
 
     b_t = mu b_{t-1} + g_t  (b_0 = 0, so b_1 = g_1 as in torch);  update = -lr b_t.
     """
-
-    def rule(g, state, loss):
-        velocity = np.multiply(state.velocity, momentum)  # b_t = mu b_{t-1} + g_t
-        velocity += g
-        updates = np.multiply(velocity, -learning_rate)  # update = -lr b_t
-        return updates, state._replace(velocity=velocity)
-
+    rule = Rule(momentum_elements, momentum_loop, (momentum, -learning_rate))
     return lift(MomentumState, rule, weight_decay)
 
 
@@ -242,16 +329,8 @@ def nag(learning_rate: float, momentum: float = 0.9, weight_decay: float = 0.0) 
 
     b_t = mu b_{t-1} + g_t;  update = -lr (g_t + mu b_t).
     """
-
-    def rule(g, state, loss):
-        velocity = np.multiply(state.velocity, momentum)  # b_t = mu b_{t-1} + g_t
-        velocity += g
-        updates = np.multiply(velocity, momentum)  # update = -lr (g_t + mu b_t)
-        updates += g
-        updates *= -learning_rate
-        return updates, state._replace(velocity=velocity)
-
-    return lift(MomentumState, rule, weight_decay)
+    return lift(MomentumState, Rule(nag_elements, nag_loop, (momentum, -learning_rate)),
+                weight_decay)  # fmt: skip
 
 
 @constrained(learning_rate=POSITIVE, beta=UNIT, epsilon=POSITIVE, weight_decay=NON_NEGATIVE)
@@ -263,13 +342,7 @@ def rmsprop(
     epsilon outside the square root, no bias correction. (The default beta = 0.9 is Hinton's;
     torch's alpha defaults to 0.99.)
     """
-
-    def rule(g, state, loss):
-        squared = np.multiply(g, g)
-        second = lerp(state.second_moment, squared, 1 - beta, out=squared)  # v_t
-        updates = scaled_ratio(g, second, learning_rate, epsilon, out=np.empty_like(g))
-        return updates, state._replace(second_moment=second)
-
+    rule = Rule(rmsprop_elements, rmsprop_loop, (1 - beta, -learning_rate, epsilon))
     return lift(RMSpropState, rule, weight_decay)
 
 
@@ -297,24 +370,22 @@ def adam_rule(
     update = -(lr sqrt(c2) / d_t) m-hat_t / (sqrt(v_t) + eps sqrt(c2) / d_t), c2 = 1 - beta2^t.
     """
 
-    def rule(g, state, loss):
-        t, extra = state.count + 1, {} if feedback is None else feedback(state, loss)
-        d = extra.get("feedback", 1.0)
-        updates = np.empty_like(g)
-        m = lerp(state.first_moment, g, 1 - beta1, out=np.empty_like(g))  # m_t
-        squared = np.multiply(g, g)
-        v = lerp(state.second_moment, squared, 1 - beta2, out=squared)  # v_t
+    def coefficients(state, loss):
+        t, changes = state.count + 1, {} if feedback is None else feedback(state, loss)
+        d = changes.get("feedback", 1.0)
         sqrt_c2 = math.sqrt(1 - beta2**t)
-        if nesterov:  # m-hat_t = beta1 m_t / (1 - beta1^(t+1)) + (1 - beta1) g_t / (1 - beta1^t)
-            m_hat = np.multiply(m, beta1 / (1 - beta1 ** (t + 1)))
-            m_hat += np.multiply(g, (1 - beta1) / (1 - beta1**t), out=updates)  # as scratch
-            step = learning_rate * sqrt_c2 / d
+        epsilon_t = epsilon * sqrt_c2 / d
+        if nesterov:  # m-hat_t = c1 m_t + c2 g_t
+            c1, c2 = beta1 / (1 - beta1 ** (t + 1)), (1 - beta1) / (1 - beta1**t)
+            numbers = (1 - beta1, 1 - beta2, c1, c2, -learning_rate * sqrt_c2 / d, epsilon_t)
         else:  # m-hat_t = m_t / (1 - beta1^t): the division goes into the step
-            m_hat, step = m, learning_rate * sqrt_c2 / ((1 - beta1**t) * d)
-        updates = scaled_ratio(m_hat, v, step, epsilon * sqrt_c2 / d, out=updates)
-        return updates, state._replace(count=t, first_moment=m, second_moment=v, **extra)
+            step = learning_rate * sqrt_c2 / ((1 - beta1**t) * d)
+            numbers = (1 - beta1, 1 - beta2, -step, epsilon_t)
+        return numbers, {"count": t, **changes}
 
-    return rule
+    if nesterov:
+        return Rule(nadam_elements, nadam_loop, coefficients)
+    return Rule(adam_elements, adam_loop, coefficients)
 
 
 @constrained(**ADAM)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import shutil
@@ -32,10 +33,32 @@ def pytest_configure(config) -> None:
     # nor matplotlib's font cache and Keras's settings (TensorFlow writes them on import)
     os.environ.setdefault("MPLCONFIGDIR", os.path.join(config.hypothesis_home, "matplotlib"))
     os.environ.setdefault("KERAS_HOME", os.path.join(config.hypothesis_home, "keras"))
+    # and numba's compiled loops (shared by the run's subprocesses, which inherit it)
+    os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(config.hypothesis_home, "numba"))
+    # Updates run on NumPy's path unless a test asks for both (``update_path``, tests/test_fused):
+    # every process that runs a fused update first spends about a second importing numba and
+    # loading its loop, which the command-line tests would pay a hundred times over.
+    os.environ.setdefault("FNN_FUSED", "0")
 
 
 def pytest_unconfigure(config) -> None:
     shutil.rmtree(getattr(config, "hypothesis_home", ""), ignore_errors=True)
+
+
+@pytest.fixture(scope="module", params=["numpy", "fused"])
+def update_path(request):
+    """Run a module's tests on each path of the optimizers' updates: NumPy's passes
+    (``FNN_FUSED=0``) and numba's compiled loops (skipped, in one line, without numba). The
+    variable is read when an optimizer is made, in this process or a subprocess."""
+    if request.param == "fused" and importlib.util.find_spec("numba") is None:
+        pytest.skip("numba is not installed: pip install 'fnn[fast]'")
+    saved = os.environ.get("FNN_FUSED")
+    os.environ["FNN_FUSED"] = "0" if request.param == "numpy" else "1"
+    yield request.param
+    if saved is None:
+        os.environ.pop("FNN_FUSED", None)
+    else:
+        os.environ["FNN_FUSED"] = saved
 
 
 def real_data_dir() -> Path | None:

@@ -15,6 +15,9 @@ from conftest import assert_same_tree
 import fnn
 from fnn.optimizers import EveState, get
 
+# every test here runs on both paths of the updates (NumPy, and numba's fused loops)
+pytestmark = pytest.mark.usefixtures("update_path")
+
 NAMES = ["sgd", "momentum", "nag", "rmsprop", "adam", "nadam", "eve"]
 WEIGHT_DECAYS = [0.0, 0.01]
 STEPS = 20

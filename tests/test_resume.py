@@ -38,7 +38,7 @@ from fnn import checkpoint
     ],  # fmt: skip
     ids=["adam", "eve", "nag"],
 )
-def test_a_killed_run_resumes_bit_for_bit(settings, data_dir, tmp_path):
+def test_a_killed_run_resumes_bit_for_bit(settings, data_dir, tmp_path, update_path):
     env = environment(data_dir, tmp_path)
     args = ("train", "--epochs", "4", "--tracker", "none", "--quiet", *SMALL, *settings)
     whole = fnn([*args, "--save", str(tmp_path / "whole")], env)

@@ -16,6 +16,9 @@ from fnn.train import (
     validate,
 )
 
+# every test here runs on both paths of the updates (NumPy, and numba's fused loops)
+pytestmark = pytest.mark.usefixtures("update_path")
+
 
 def blobs(n=600, classes=3, features=12, seed=0, noise=1.0):
     """Gaussian blobs around random centres: learnable in a few epochs."""

@@ -159,7 +159,8 @@ def _bench_footer(result: dict[str, Any], peers: list[str], plot: Path | None) -
     console.print(
         f"data: {result['data']}, {result['samples']} samples; "
         f"{result['flops_per_sample'] / 1e6:.2f} MFLOP per sample; matmul roofline "
-        f"{result['roofline_gflops']:.0f} GFLOP/s; BLAS: {result['blas']}; {result['machine']}"
+        f"{result['roofline_gflops']:.0f} GFLOP/s; BLAS: {result['blas']}; {result['machine']}; "
+        f"updates {result['updates']}, first step {result['first_step_seconds']:.2f} s"
     )
     if "torch" in peers and not result["torch"]:
         console.print(

@@ -17,7 +17,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from fnn import checkpoint, data, tracking
+from fnn import checkpoint, data, fused, tracking
 from fnn.bench import blas_threads
 from fnn.cli.base import (
     Interrupted,
@@ -225,7 +225,8 @@ def describe(config: TrainConfig, sizes: list[int]) -> str:
     return (
         f"MLP {sizes} {config.activation}, dropout {config.dropout:g}, {config.weight_init} "
         f"init, {config.dtype}; {config.optimizer} ({hparams}), {config.lr_schedule} schedule; "
-        f"{config.loss}; batch {config.batch_size}, {epochs}{stop}, seed {config.seed}"
+        f"{config.loss}; batch {config.batch_size}, {epochs}{stop}, seed {config.seed}; "
+        f"updates {fused.describe()}"
     )
 
 

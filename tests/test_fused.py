@@ -1,0 +1,160 @@
+"""The two paths of an update: numba's compiled loops (fnn.fused) against NumPy's passes
+(fnn.passes), bit for bit, for every optimizer, dtype and weight decay; numba stays off the
+import path, obeys FNN_FUSED=0 and caches its loops on disk."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import fnn
+from fnn import fused
+
+numba = pytest.importorskip("numba", reason="numba is not installed: pip install 'fnn[fast]'")
+
+NAMES = list(fnn.optimizers.OPTIMIZERS)
+HPARAMS = {"momentum": 0.8, "beta": 0.95, "beta1": 0.85, "beta2": 0.99, "beta3": 0.9,
+           "epsilon": 1e-6}  # fmt: skip
+
+
+def make(name: str, weight_decay: float, fused_path: bool, monkeypatch) -> fnn.Optimizer:
+    monkeypatch.setenv("FNN_FUSED", "1" if fused_path else "0")
+    accepted = fnn.optimizers.hyperparameters(name)
+    hparams = {key: value for key, value in HPARAMS.items() if key in accepted}
+    return fnn.optimizers.get(name, learning_rate=0.01, weight_decay=weight_decay, **hparams)
+
+
+def trajectory(opt: fnn.Optimizer, dtype, steps: int = 25) -> list:
+    """Params and states of ``steps`` updates on gradients of every size: tiny, huge (to
+    overflow float32's squares), zero and negative zero, and an odd number of parameters."""
+    rng = np.random.default_rng(7)
+    params = fnn.tree_map(lambda a: rng.standard_normal(a.shape).astype(dtype),
+                          fnn.init_mlp([13, 7, 3], dtype=dtype))  # fmt: skip
+    state, seen = opt.init(params), []
+    for step in range(steps):
+        scale = [1e-30, 1e-3, 1.0, 1e3, 1e20][step % 5]
+        grads = fnn.tree_map(lambda a, s=scale: (rng.standard_normal(a.shape) * s).astype(dtype),
+                             params)  # fmt: skip
+        grads["layer_0"]["b"][:3] = [0.0, -0.0, 0.0]
+        updates, state = opt.update(grads, state, params, loss=1.0 + rng.random())
+        params = fnn.apply_updates(params, updates)
+        seen.append((updates, params, state))
+    return seen
+
+
+def same_bits(a, b) -> bool:
+    leaves_a, leaves_b = fnn.tree_leaves(a), fnn.tree_leaves(b)
+    return len(leaves_a) == len(leaves_b) and all(
+        np.asarray(x).dtype == np.asarray(y).dtype
+        and np.asarray(x).tobytes() == np.asarray(y).tobytes()
+        for x, y in zip(leaves_a, leaves_b, strict=True)
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "weight_decay", "dtype"),
+    list(itertools.product(NAMES, [0.0, 0.01], [np.float32, np.float64])),
+)
+def test_the_fused_loop_gives_numpys_bits(name, weight_decay, dtype, monkeypatch):
+    with np.errstate(all="ignore"):  # float32 squares of 1e20 overflow, on purpose
+        numpy_path = trajectory(make(name, weight_decay, False, monkeypatch), dtype)
+        fused_path = trajectory(make(name, weight_decay, True, monkeypatch), dtype)
+    for step, (ours, theirs) in enumerate(zip(fused_path, numpy_path, strict=True)):
+        assert same_bits(ours, theirs), f"{name} step {step + 1} differs"
+
+
+def test_non_finite_numbers_go_through_both_paths_alike(monkeypatch):
+    params = {"w": np.array([1.0, -2.0, 0.0, 3.0], np.float32)}
+    grads = {"w": np.array([np.inf, np.nan, 0.0, -np.inf], np.float32)}
+    results = []
+    for fused_path in (False, True):
+        opt = make("adam", 0.01, fused_path, monkeypatch)
+        with np.errstate(invalid="ignore"):  # inf / inf is nan, as it should be
+            results.append(opt.update(grads, opt.init(params), params))
+    assert same_bits(*results)
+    assert np.isnan(results[0][0]["w"][[0, 1, 3]]).all()  # inf / inf, as NumPy
+
+
+def test_float16_params_take_the_numpy_path(monkeypatch):
+    params = {"w": np.ones(5, np.float16)}
+    opt = make("adam", 0.0, True, monkeypatch)
+    updates, state = opt.update({"w": np.full(5, 0.5, np.float16)}, opt.init(params), params)
+    assert updates["w"].dtype == np.float16 and state.first_moment.dtype == np.float16
+
+
+def run_python(code: str, **env: str) -> str:
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, **env})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+UPDATE = """
+import sys
+import numpy as np
+import fnn
+params = fnn.init_mlp([4, 3])
+opt = fnn.optimizers.adam(0.1)
+state = opt.init(params)
+print("numba" in sys.modules)
+updates, state = opt.update(params, state, params)
+print("numba" in sys.modules)
+"""
+
+
+def test_import_fnn_never_imports_numba_the_first_fused_update_does(tmp_path):
+    assert run_python(UPDATE, NUMBA_CACHE_DIR=str(tmp_path), FNN_FUSED="1").split() == [
+        "False",
+        "True",
+    ]
+
+
+def test_fnn_fused_0_keeps_numba_out_altogether(tmp_path):
+    assert run_python(UPDATE, FNN_FUSED="0").split() == ["False", "False"]
+
+
+def test_the_compiled_loops_are_cached_on_disk_for_the_next_process(tmp_path):
+    code = (
+        UPDATE
+        + """
+from fnn import fused, optimizers
+stats = fused.compiled(optimizers.adam_loop).stats
+print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
+"""
+    )
+    first = run_python(code, NUMBA_CACHE_DIR=str(tmp_path), FNN_FUSED="1").split()
+    assert first[2:] == ["0", "1"]  # compiled, and written
+    assert any(path.suffix == ".nbi" for path in tmp_path.rglob("*adam_loop*"))
+    second = run_python(code, NUMBA_CACHE_DIR=str(tmp_path), FNN_FUSED="1").split()
+    assert second[2:] == ["1", "0"]  # loaded
+
+
+def test_describe_names_the_path_and_why(monkeypatch):
+    monkeypatch.delenv("FNN_FUSED", raising=False)
+    assert fused.describe() == f"fused (numba {numba.__version__})"
+    monkeypatch.setenv("FNN_FUSED", "0")
+    assert fused.describe() == "numpy (FNN_FUSED=0)"
+    monkeypatch.setenv("FNN_FUSED", "1")
+    monkeypatch.setattr(fused.importlib.util, "find_spec", lambda name: None)
+    assert fused.describe() == "numpy (numba is not installed)"
+    assert fused.unavailable() == "numba is not installed: pip install 'fnn[fast]'"
+
+
+def test_fnn_train_says_which_path_ran_and_trains_alike_on_both(data_dir, tmp_path):
+    command = [sys.executable, "-m", "fnn", "train", "--epochs", "1", "--train_subset", "300",
+               "--tracker", "none", "--data_dir", str(data_dir)]  # fmt: skip
+    results = []
+    for fused_env, path in (("1", "fused (numba"), ("0", "numpy (FNN_FUSED=0)")):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                              env={**os.environ, "FNN_FUSED": fused_env})  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        start, *_, result = done.stdout.strip().splitlines()
+        assert f"; updates {path}" in start
+        results.append(result.split("(")[0])  # the accuracies, not the time
+    assert results[0] == results[1] and "test accuracy" in results[0]

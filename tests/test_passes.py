@@ -1,0 +1,63 @@
+"""fnn.passes: equations recorded once and replayed as NumPy passes give the bits of the
+equations evaluated as plain expressions, and write no more new arrays than they must."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fnn import optimizers, passes
+
+RULES = [  # (equations, arrays, numbers, new arrays the passes write)
+    (optimizers.sgd_elements, 1, 1, 1),
+    (optimizers.momentum_elements, 2, 2, 2),
+    (optimizers.nag_elements, 2, 2, 2),
+    (optimizers.rmsprop_elements, 2, 3, 2),
+    (optimizers.adam_elements, 3, 4, 3),  # its three results, as hand-written out= passes
+    (optimizers.nadam_elements, 3, 6, 4),  # and one for the second half of m-hat
+]
+
+
+@pytest.mark.parametrize(("equations", "arrays", "numbers", "written"), RULES,
+                         ids=[rule[0].__name__ for rule in RULES])  # fmt: skip
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_passes_give_the_expressions_bits_in_as_few_new_arrays(
+    equations, arrays, numbers, written, dtype
+):
+    rng = np.random.default_rng(3)
+    inputs = [rng.standard_normal(1001).astype(dtype) for _ in range(arrays)]
+    inputs[1:] = [np.abs(x) for x in inputs[1:]]  # second moments are non-negative
+    coefficients = [dtype(c) for c in rng.uniform(0.01, 1, numbers)]
+    recorded = passes.record(equations, arrays, numbers)
+    before = [x.copy() for x in inputs]
+    got = recorded.run(*inputs, *coefficients)
+    expected = equations(*inputs, *coefficients)
+    assert len(got) == len(expected)
+    for ours, theirs in zip(got, expected, strict=True):
+        assert ours.dtype == theirs.dtype and ours.tobytes() == theirs.tobytes()
+    assert recorded.arrays == written
+    assert len({id(x) for x in got}) == len(got)  # each result its own new array
+    assert all(np.shares_memory(x, y) is False for x in got for y in inputs)
+    for x, y in zip(inputs, before, strict=True):  # the inputs are only read
+        assert np.array_equal(x, y)
+
+
+def test_constants_numbers_and_reflected_operators_are_recorded():
+    def equations(x, y, a):
+        z = 2.0 - x / (1 + y) * a  # constants on either side, a number in the middle
+        return -z, np.sqrt(z * z), a * a  # the last made of numbers only
+
+    x, y = np.linspace(0.5, 2, 7), np.linspace(1, 3, 7)
+    got = passes.record(equations, 2, 1).run(x, y, 0.25)
+    expected = equations(x, y, 0.25)
+    for ours, theirs in zip(got, expected, strict=True):
+        assert np.array_equal(ours, theirs)
+    assert got[2] == 0.0625
+
+
+def test_a_branch_on_a_value_is_refused():
+    def equations(x, a):
+        return (x if x else a,)
+
+    with pytest.raises(TypeError, match="cannot branch on a value"):
+        passes.record(equations, 1, 1)
