@@ -6,43 +6,55 @@ Optional and off the import path. With numba installed (``pip install 'fnn[fast]
 run fused unless ``FNN_FUSED=0``; without it NumPy evaluates the same equations on whole
 arrays. ``import fnn`` never imports numba: the first fused update does, and compiles its loop
 once per dtype into numba's cache (``cache=True``: beside ``fnn/`` when that folder is
-writable, else in ``$NUMBA_CACHE_DIR`` or ``~/.cache``), so later processes load it.
+writable, unless ``$NUMBA_CACHE_DIR`` names another), so later processes load it. numba
+checks the cache against ``fnn/optimizers.py`` (where the loops and the equations they call
+live, as they must for that check to see a change) but not against the options below.
 
-Why the two paths agree bit for bit: the loop calls the very function NumPy evaluates, element
-by element, with the same scalars in the arrays' dtype (NumPy casts a Python float to float32
-as well, NEP 50). Every operation in it (+, -, *, /, sqrt) is correctly rounded in IEEE
-arithmetic, whether a SIMD lane or NumPy's loop does it, as long as the compiler keeps each
-operation as written: numba's default (no ``fastmath``) allows no reassociation and no fused
-multiply-add. ``error_model="numpy"`` makes a division by zero give inf or nan as NumPy does,
-instead of a check that raises (and that stops LLVM from vectorising the loop: 7x slower).
+Why the two paths agree bit for bit: the loop calls, element by element, the very equations
+whose passes NumPy replays (``fnn.passes``), with every number given as a coefficient in the
+arrays' dtype (a literal such as ``0.9`` would be float64 in numba, so equations may hold
+none). Every operation in them (+, -, *, /, sqrt) is correctly rounded in IEEE arithmetic,
+whether a SIMD lane or NumPy's loop does it, as long as the compiler keeps each operation as
+written: numba's default (no ``fastmath``) allows no reassociation and no fused multiply-add.
+``error_model="numpy"`` makes a division by zero give inf or nan as NumPy does, instead of a
+check that raises (and that stops LLVM from vectorising the loop: 7x slower).
 """
 
 from __future__ import annotations
 
-import functools
 import importlib.metadata
 import importlib.util
 import os
+import threading
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 
 FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # numba's float types
-_SCALAR_FUNCTIONS: list[Callable] = []  # marked ``compilable``
+OFF = ("0", "false", "no", "off")  # values of FNN_FUSED that turn the fused path off
+_COMPILABLE: list[Callable] = []  # the functions marked ``compilable``
 _REGISTERED: set[Callable] = set()  # of those, the ones numba has been told about
+_COMPILED: dict[Callable, Callable | None] = {}  # loop -> numba's, or None (numba is broken)
+_COMPILING = threading.Lock()  # one thread compiles a loop; the others wait and reuse it
 
 
 def compilable(function: Callable) -> Callable:
-    """Mark ``function`` (equations on numbers, written with operators and ufuncs such as
-    ``np.sqrt``) as callable from a compiled loop, and return it unchanged."""
-    _SCALAR_FUNCTIONS.append(function)
+    """Mark ``function`` (equations on numbers: +, -, *, / and ``np.sqrt``) as callable from
+    a compiled loop, and return it unchanged."""
+    _COMPILABLE.append(function)
     return function
 
 
+def is_compilable(function: Callable) -> bool:
+    """Whether ``function`` was marked ``compilable``."""
+    return function in _COMPILABLE
+
+
 def unavailable() -> str | None:
-    """Why updates do not run fused (``None`` when they do): ``FNN_FUSED=0``, or numba is not
-    installed. Read when an optimizer is made, without importing numba."""
-    if os.environ.get("FNN_FUSED", "").strip() == "0":
+    """Why updates do not run fused (``None`` when they do): ``FNN_FUSED=0`` (or false, no,
+    off), or numba is not installed. Read when an optimizer is made, without importing numba."""
+    if os.environ.get("FNN_FUSED", "").strip().lower() in OFF:
         return "FNN_FUSED=0"
     if importlib.util.find_spec("numba") is None:
         return "numba is not installed: pip install 'fnn[fast]'"
@@ -53,30 +65,53 @@ def describe() -> str:
     """Which path an optimizer made now runs, for a start line or a benchmark: ``fused
     (numba 0.68.1)`` or ``numpy (FNN_FUSED=0)``."""
     reason = unavailable()
-    if reason is None:
+    if reason is not None:
+        return f"numpy ({reason.split(':')[0]})"
+    try:
         return f"fused (numba {importlib.metadata.version('numba')})"
-    return f"numpy ({reason.split(':')[0]})"
+    except importlib.metadata.PackageNotFoundError:
+        return "fused (numba)"
 
 
-@functools.cache
-def compiled(loop: Callable) -> Callable:
+def compiled(loop: Callable) -> Callable | None:
     """``loop`` compiled by numba (imported here, on the first call): no fastmath, NumPy's
-    error model, cached on disk."""
-    import numba
-    from numba.extending import register_jitable
+    error model, cached on disk. ``None``, with a warning the first time, when numba is
+    installed but cannot be imported (built for another NumPy, say): the update then runs on
+    NumPy's path."""
+    kernel = _COMPILED.get(loop, False)
+    if kernel is not False:
+        return kernel
+    with _COMPILING:
+        if loop not in _COMPILED:
+            _COMPILED[loop] = _compile(loop)
+    return _COMPILED[loop]
 
-    for function in _SCALAR_FUNCTIONS:
+
+def _compile(loop: Callable) -> Callable | None:
+    try:
+        import numba
+        from numba.extending import register_jitable
+    except ImportError as error:
+        warnings.warn(f"numba cannot be imported ({error}); updates run on NumPy's path "
+                      "(FNN_FUSED=0 says so without this warning)", stacklevel=4)  # fmt: skip
+        return None
+    for function in _COMPILABLE:
         if function not in _REGISTERED:
             register_jitable(function)
             _REGISTERED.add(function)
     return numba.njit(cache=True, error_model="numpy")(loop)
 
 
-def run(loop: Callable, g: np.ndarray, params: np.ndarray | None, decay: float,
-        moments: list[np.ndarray], coefficients: tuple) -> list[np.ndarray]:  # fmt: skip
-    """``[update, *new moments]``: new flat arrays that the compiled ``loop`` fills from the
-    flat grads, params (read only with a ``decay``), moments and the step's coefficients."""
+def run(loop: Callable, g: np.ndarray, params: np.ndarray | None, decay: np.floating,
+        moments: list[np.ndarray], coefficients: tuple) -> list[np.ndarray] | None:  # fmt: skip
+    """``[update, *new moments]``: new flat arrays that ``loop``, compiled, fills from the
+    flat grads, params (read only with a nonzero ``decay``), moments and the step's
+    coefficients, all in the grads' dtype; ``None`` when numba cannot be imported."""
+    kernel = _COMPILED.get(loop, False)
+    if kernel is False:
+        kernel = compiled(loop)
+    if kernel is None:
+        return None
     outputs = list(map(np.empty_like, [g] * (1 + len(moments))))
-    decay = g.dtype.type(decay)
-    compiled(loop)(g, g if params is None else params, decay, *moments, coefficients, *outputs)
+    kernel(g, g if params is None else params, decay, *moments, coefficients, *outputs)
     return outputs

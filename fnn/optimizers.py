@@ -142,14 +142,16 @@ class Rule(NamedTuple):
     """An update rule, stated once, as equations on numbers that two paths execute.
 
     ``elements(g, *moments, *coefficients) -> (update, *new moments)`` is the rule for one
-    parameter's numbers, written with operators and ufuncs such as ``np.sqrt``. NumPy runs it on
+    parameter's numbers, written with +, -, *, / and ``np.sqrt``. NumPy runs it on
     whole flat arrays, as passes recorded from it (``fnn.passes``). ``loop(g, params, decay,
     *moments, coefficients, *outputs)`` calls ``elements`` at every index (weight decay
     included): numba compiles it into one pass (``fnn.fused``; mark ``elements`` and what it
-    calls ``@compilable``), and ``None`` keeps the rule on NumPy. ``coefficients`` are the
-    step's numbers in the order ``elements`` takes them: a tuple, or ``coefficients(state,
-    loss) -> (numbers, changes)`` when they change from step to step, ``changes`` being the
-    state's new scalar fields (a count, Eve's feedback)."""
+    calls ``@compilable``, in the loop's file), and ``None`` keeps the rule on NumPy. The
+    moments come in the order of the state's fields, in and out. ``coefficients`` are the
+    step's numbers (every number the equations use: they hold no constant) in the order
+    ``elements`` takes them: a tuple, or ``coefficients(state, loss) -> (numbers, changes)``
+    when they change from step to step, ``changes`` being the state's new scalar fields (a
+    count, Eve's feedback)."""
 
     elements: Callable[..., tuple]
     loop: Callable[..., None] | None
@@ -164,6 +166,8 @@ def lift(state_type: type, rule: Rule, weight_decay: float, **scalars: float) ->
     compiled loop when numba is there (``fnn.fused``, decided here), else through NumPy."""
     moments = [name for name in state_type._fields if name not in scalars and name != "layout"]
     loop = rule.loop if fused.unavailable() is None else None
+    if loop is not None and not fused.is_compilable(rule.elements):
+        raise TypeError(f"{rule.elements.__name__} runs in a compiled loop: mark it @compilable")
 
     def init(params):
         layout = ravel(params)[1]
@@ -177,14 +181,16 @@ def lift(state_type: type, rule: Rule, weight_decay: float, **scalars: float) ->
         g, layout = ravel(grads)
         if layout is not state.layout:  # not the very layout object: compare in full
             g = _checked(g, layout, state, grads, "grads")
-        old = []  # the moments
+        if g.dtype.kind != "f":
+            raise ValueError(f"optimizers update floating-point parameters, got {g.dtype}")
+        old = []  # the moments, each a flat array like g
         for name in moments:
-            old.append(getattr(state, name))
-            if type(old[-1]) is not np.ndarray or old[-1].shape != g.shape:
-                raise ValueError(f"state.{name} must be a flat array of {g.size} values "
-                                 f"(see state.layout), got {np.shape(old[-1])}")  # fmt: skip
-        flat_params = None
-        if weight_decay:  # the params matter only here: checked only here
+            old.append(value := getattr(state, name))
+            if type(value) is not np.ndarray or (value.shape, value.dtype) != (g.shape, g.dtype):
+                raise ValueError(f"state.{name} must be a flat array of {g.size} {g.dtype} values "
+                                 f"(see state.layout), got {_kind(value)}")  # fmt: skip
+        decay, flat_params = g.dtype.type(weight_decay), None
+        if decay:  # the params matter only here: checked only here
             if params is None:
                 raise ValueError("weight_decay needs the params: call update(grads, state, params)")
             flat_params, layout = ravel(params)
@@ -193,15 +199,27 @@ def lift(state_type: type, rule: Rule, weight_decay: float, **scalars: float) ->
         numbers, changes = (rule.coefficients(state, loss) if callable(rule.coefficients)
                             else (rule.coefficients, {}))  # fmt: skip
         numbers = tuple(map(g.dtype.type, numbers))  # in the arrays' dtype, as NumPy casts them
+        results = None  # [updates, *new moments], from the compiled loop when there is one
         if loop is not None and g.dtype in fused.FUSED_DTYPES:
-            updates, *new = fused.run(loop, g, flat_params, weight_decay, old, numbers)
-        else:
-            recorded = passes.record(rule.elements, 1 + len(old), len(numbers))
-            updates, *new = recorded.run(decayed(g, flat_params, weight_decay), *old, *numbers)
+            results = fused.run(loop, g, flat_params, decay, old, numbers)
+        if results is None:  # NumPy's passes
+            if decay:
+                (g,) = passes.record(coupled_decay, 2, 1).run(g, flat_params, decay)
+            results = passes.record(rule.elements, 1 + len(old), len(numbers)).run(
+                g, *old, *numbers
+            )
+        updates, *new = results
         new_state = state._replace(**dict(zip(moments, new, strict=True)), **changes)
         return state.layout.unravel(updates), new_state
 
     return Optimizer(init, update)
+
+
+def _kind(value: Any) -> str:
+    """What a state field holds, for a message: ``a (3,) float64 array`` or ``a list``."""
+    if isinstance(value, np.ndarray):
+        return f"a {value.shape} {value.dtype} array"
+    return f"a {type(value).__name__}"
 
 
 def _checked(flat: np.ndarray, layout: Layout, state: Any, tree: Params, name: str) -> np.ndarray:
@@ -222,9 +240,14 @@ def _checked(flat: np.ndarray, layout: Layout, state: Any, tree: Params, name: s
 
 
 @compilable
+def coupled_decay(g, params, weight_decay):
+    return (params * weight_decay + g,)  # g + weight_decay params: coupled L2, as torch.optim
+
+
+@compilable
 def decayed(g, params, weight_decay):
-    """g + weight_decay params (coupled L2, as ``torch.optim``), or g without weight decay."""
-    return params * weight_decay + g if weight_decay else g
+    """The gradient a rule sees: ``coupled_decay``'s with weight decay, else g itself."""
+    return coupled_decay(g, params, weight_decay)[0] if weight_decay else g
 
 
 @compilable

@@ -4,12 +4,16 @@ An optimizer states its rule once, as equations on numbers (``fnn.optimizers``):
 element by element in one compiled loop (``fnn.fused``), and NumPy runs them here, on whole
 flat arrays. Evaluating them as plain expressions would make a new array per operation (Adam:
 five, where three are its results). So ``record`` calls the equations once on placeholders,
-which note each operation (+, -, *, / and NumPy ufuncs such as ``np.sqrt``) in order, and
-chooses where each result goes: into the array of an operand made earlier in the same update
-that no later operation reads (in place), else into a new array. ``Passes.run`` replays that,
-one ufunc call with ``out=`` per operation: Adam's eleven passes write exactly its three new
-arrays, as hand-written ``out=`` passes do. The arithmetic is the same ufunc calls either way, so
-the results are bit for bit those of the expressions and of the compiled loop.
+which note each operation (+, -, *, / and ``np.sqrt``) in order, and chooses where each result
+goes: into the array of an operand made earlier in the same update that no later operation
+reads (in place), else into a new array. ``Passes.run`` replays that, one ufunc call with
+``out=`` per operation: Adam's eleven passes write exactly its three new arrays, as
+hand-written ``out=`` passes do. The arithmetic is the same ufunc calls either way, so the
+results are bit for bit those of the expressions and of the compiled loop. To keep them so,
+``record`` refuses what the compiled loop would round otherwise: a constant (numba computes a
+literal in float64: pass it as a coefficient), a ufunc other than those five operations and
+``np.sqrt`` (numba's ``exp`` is not NumPy's), a branch or a comparison on a value, and a result
+that is an input or is returned twice (the loop writes each result into a new array).
 """
 
 from __future__ import annotations
@@ -20,20 +24,22 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+EXACT = (np.add, np.subtract, np.multiply, np.divide, np.negative, np.sqrt)  # IEEE-exact
+EXTRA = ("np.sqrt",)  # how an equation writes the one above that has no operator
+
 
 class Passes(NamedTuple):
     """The recorded equations: ``operations`` are ``(ufunc, operand slots, result slot, array)``
     in order, ``array`` numbering the new array the result is written into (``None`` for a
-    result made of numbers only); slots number the inputs, the results, then ``constants``."""
+    result made of numbers only); slots number the inputs, then the results."""
 
     operations: tuple[tuple[Any, tuple[int, ...], int, int | None], ...]
-    constants: tuple[Any, ...]
     results: tuple[int, ...]
     arrays: int  # how many new arrays the passes write
 
     def run(self, *inputs: Any) -> tuple:
         """The equations' results for ``inputs`` (the arrays first, all of one shape)."""
-        values = [*inputs, *[None] * len(self.operations), *self.constants]
+        values = [*inputs, *[None] * len(self.operations)]
         arrays = list(map(np.empty_like, [inputs[0]] * self.arrays))
         for ufunc, operands, result, array in self.operations:
             if array is None:  # numbers only
@@ -63,8 +69,11 @@ class _Placeholder:
         self.tape, self.slot, self.is_array = tape, slot, is_array
 
     def __array_ufunc__(self, ufunc, method, *args, **kwargs):
-        if method != "__call__" or kwargs or ufunc.nout != 1:
-            return NotImplemented
+        if method != "__call__" or kwargs or ufunc not in EXACT:
+            raise TypeError(
+                f"a rule's equations use +, -, *, / and {', '.join(EXTRA)} only "
+                f"(correctly rounded alike by NumPy and numba), not {ufunc.__name__}"
+            )
         return self.tape.note(ufunc, args)
 
     __add__, __radd__ = _operator(np.add), _operator(np.add, reflected=True)
@@ -78,13 +87,19 @@ class _Placeholder:
     def __bool__(self):
         raise TypeError("a rule's equations cannot branch on a value; give them numbers instead")
 
+    def __eq__(self, other):
+        raise TypeError("a rule's equations cannot compare values")
+
+    __ne__ = __eq__
+    __hash__ = object.__hash__
+
 
 class _Tape:
     """The operations noted so far, as ``(ufunc, operand slots, result placeholder)``; slots
-    number the inputs, then the results in order, then the constants met on the way."""
+    number the inputs, then the results in order."""
 
     def __init__(self, inputs: int):
-        self.inputs, self.operations, self.constants = inputs, [], []
+        self.inputs, self.operations = inputs, []
 
     def note(self, ufunc, args: tuple) -> _Placeholder:
         slot = self.inputs + len(self.operations)
@@ -92,11 +107,13 @@ class _Tape:
         self.operations.append((ufunc, tuple(self.slot(a) for a in args), result))
         return result
 
-    def slot(self, value: Any) -> int | tuple[str, int]:
-        if isinstance(value, _Placeholder):
-            return value.slot
-        self.constants.append(value)
-        return ("constant", len(self.constants) - 1)
+    def slot(self, value: Any) -> int:
+        if not isinstance(value, _Placeholder):
+            raise TypeError(
+                f"a rule's equations take every number as a coefficient, got the "
+                f"constant {value!r} (numba would compute it in float64)"
+            )
+        return value.slot
 
 
 @functools.cache
@@ -105,14 +122,9 @@ def record(equations: Callable[..., tuple], arrays: int, numbers: int) -> Passes
     tape = _Tape(arrays + numbers)
     inputs = [_Placeholder(tape, i, i < arrays) for i in range(arrays + numbers)]
     results = [tape.slot(value) for value in equations(*inputs)]
-    first_constant = tape.inputs + len(tape.operations)
-
-    def numbered(slot):
-        return first_constant + slot[1] if isinstance(slot, tuple) else slot
-
-    operations = [(ufunc, tuple(map(numbered, operands)), result)
-                  for ufunc, operands, result in tape.operations]  # fmt: skip
-    results = [numbered(slot) for slot in results]
+    if len(set(results)) < len(results) or min(results, default=tape.inputs) < tape.inputs:
+        raise TypeError("a rule's equations return each result once, and no input as it is")
+    operations = tape.operations
     last_read = {slot: i for i, (_, operands, _) in enumerate(operations) for slot in operands}
     array_of: dict[int, int] = {}  # result slot -> the new array that holds it
     free: list[int] = []  # arrays whose value no later operation reads
@@ -127,4 +139,4 @@ def record(equations: Callable[..., tuple], arrays: int, numbers: int) -> Passes
             free += dying
             array_of[result.slot] = array
         passes.append((ufunc, operands, result.slot, array))
-    return Passes(tuple(passes), tuple(tape.constants), tuple(results), len(set(array_of.values())))
+    return Passes(tuple(passes), tuple(results), len(set(array_of.values())))

@@ -30,15 +30,15 @@ def make(name: str, weight_decay: float, fused_path: bool, monkeypatch) -> fnn.O
     return fnn.optimizers.get(name, learning_rate=0.01, weight_decay=weight_decay, **hparams)
 
 
-def trajectory(opt: fnn.Optimizer, dtype, steps: int = 25) -> list:
-    """Params and states of ``steps`` updates on gradients of every size: tiny, huge (to
-    overflow float32's squares), zero and negative zero, and an odd number of parameters."""
+def trajectory(opt: fnn.Optimizer, dtype, scales=(1e-3, 0.1, 1.0, 10.0, 1e3), steps=25) -> list:
+    """Params, states and updates of ``steps`` updates on gradients of the ``scales`` in turn,
+    with zeros and negative zeros among them, on an odd number of parameters."""
     rng = np.random.default_rng(7)
     params = fnn.tree_map(lambda a: rng.standard_normal(a.shape).astype(dtype),
                           fnn.init_mlp([13, 7, 3], dtype=dtype))  # fmt: skip
     state, seen = opt.init(params), []
     for step in range(steps):
-        scale = [1e-30, 1e-3, 1.0, 1e3, 1e20][step % 5]
+        scale = scales[step % len(scales)]
         grads = fnn.tree_map(lambda a, s=scale: (rng.standard_normal(a.shape) * s).astype(dtype),
                              params)  # fmt: skip
         grads["layer_0"]["b"][:3] = [0.0, -0.0, 0.0]
@@ -57,19 +57,59 @@ def same_bits(a, b) -> bool:
     )
 
 
+@pytest.fixture
+def loops_run(monkeypatch) -> list:
+    """The loops that ran compiled (``fnn.fused.run`` returned their arrays), in order."""
+    ran, run = [], fused.run
+
+    def spy(loop, *args):
+        results = run(loop, *args)
+        if results is not None:
+            ran.append(loop.__name__)
+        return results
+
+    monkeypatch.setattr(fused, "run", spy)
+    return ran
+
+
 @pytest.mark.parametrize(
     ("name", "weight_decay", "dtype"),
     list(itertools.product(NAMES, [0.0, 0.01], [np.float32, np.float64])),
 )
-def test_the_fused_loop_gives_numpys_bits(name, weight_decay, dtype, monkeypatch):
-    with np.errstate(all="ignore"):  # float32 squares of 1e20 overflow, on purpose
-        numpy_path = trajectory(make(name, weight_decay, False, monkeypatch), dtype)
-        fused_path = trajectory(make(name, weight_decay, True, monkeypatch), dtype)
+def test_the_fused_loop_gives_numpys_bits(name, weight_decay, dtype, monkeypatch, loops_run):
+    numpy_path = trajectory(make(name, weight_decay, False, monkeypatch), dtype)
+    assert loops_run == []
+    fused_path = trajectory(make(name, weight_decay, True, monkeypatch), dtype)
+    assert len(loops_run) == 25  # every update ran compiled
+    assert all(np.isfinite(fnn.ravel(params)[0]).all() for _, params, _ in fused_path)
     for step, (ours, theirs) in enumerate(zip(fused_path, numpy_path, strict=True)):
         assert same_bits(ours, theirs), f"{name} step {step + 1} differs"
 
 
-def test_non_finite_numbers_go_through_both_paths_alike(monkeypatch):
+@pytest.mark.parametrize("name", NAMES)
+def test_gradients_at_the_ends_of_float32_go_through_both_paths_alike(name, monkeypatch):
+    # squares of 1e20 overflow float32 and of 1e-30 underflow, on purpose
+    with np.errstate(all="ignore"):
+        runs = [
+            trajectory(make(name, 0.01, path, monkeypatch), np.float32, (1e-30, 1e20, 1.0), 4)
+            for path in (False, True)
+        ]
+    for step, (theirs, ours) in enumerate(zip(*runs, strict=True)):
+        assert same_bits(ours, theirs), f"{name} step {step + 1} differs"
+
+
+def test_a_weight_decay_below_the_dtype_is_none_on_both_paths(monkeypatch, loops_run):
+    params = {"w": np.array([1.0, -2.0, 3.0], np.float32)}
+    grads = {"w": np.array([0.5, -0.0, 0.25], np.float32)}
+    results = []
+    for fused_path in (False, True):
+        opt = make("sgd", 1e-46, fused_path, monkeypatch)  # 0 in float32
+        results.append(opt.update(grads, opt.init(params), params))
+    assert loops_run == ["sgd_loop"] and same_bits(*results)
+    assert np.array_equal(results[0][0]["w"], grads["w"] * np.float32(-0.01))
+
+
+def test_non_finite_numbers_go_through_both_paths_alike(monkeypatch, loops_run):
     params = {"w": np.array([1.0, -2.0, 0.0, 3.0], np.float32)}
     grads = {"w": np.array([np.inf, np.nan, 0.0, -np.inf], np.float32)}
     results = []
@@ -77,15 +117,35 @@ def test_non_finite_numbers_go_through_both_paths_alike(monkeypatch):
         opt = make("adam", 0.01, fused_path, monkeypatch)
         with np.errstate(invalid="ignore"):  # inf / inf is nan, as it should be
             results.append(opt.update(grads, opt.init(params), params))
-    assert same_bits(*results)
+    assert loops_run == ["adam_loop"] and same_bits(*results)
     assert np.isnan(results[0][0]["w"][[0, 1, 3]]).all()  # inf / inf, as NumPy
 
 
-def test_float16_params_take_the_numpy_path(monkeypatch):
+def test_float16_params_take_the_numpy_path(monkeypatch, loops_run):
     params = {"w": np.ones(5, np.float16)}
     opt = make("adam", 0.0, True, monkeypatch)
     updates, state = opt.update({"w": np.full(5, 0.5, np.float16)}, opt.init(params), params)
     assert updates["w"].dtype == np.float16 and state.first_moment.dtype == np.float16
+    assert loops_run == []
+
+
+def test_moments_of_another_dtype_and_integer_params_are_refused(monkeypatch):
+    params = {"w": np.ones(3, np.float32)}
+    opt = make("adam", 0.0, True, monkeypatch)
+    state = opt.init(params)._replace(second_moment=np.zeros(3))
+    with pytest.raises(ValueError, match=r"state.second_moment must be a flat array of 3 float32 "
+                       r"values \(see state.layout\), got a \(3,\) float64 array"):  # fmt: skip
+        opt.update(params, state, params)
+    ints = {"w": np.ones(3, np.int64)}
+    with pytest.raises(ValueError, match="optimizers update floating-point parameters, got int64"):
+        opt.update(ints, opt.init(ints), ints)
+
+
+def test_a_loop_over_equations_numba_was_not_told_about_is_refused(monkeypatch):
+    monkeypatch.setenv("FNN_FUSED", "1")
+    rule = fnn.optimizers.Rule(lambda g, a: (g * a,), fnn.optimizers.sgd_loop, (0.1,))
+    with pytest.raises(TypeError, match="runs in a compiled loop: mark it @compilable"):
+        fnn.optimizers.lift(fnn.optimizers.SGDState, rule, 0.0)
 
 
 def run_python(code: str, **env: str) -> str:
@@ -135,11 +195,32 @@ print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
     assert second[2:] == ["1", "0"]  # loaded
 
 
+def test_a_numba_that_cannot_be_imported_leaves_updates_on_numpy_with_a_warning(tmp_path):
+    (tmp_path / "numba").mkdir()
+    (tmp_path / "numba" / "__init__.py").write_text("raise ImportError('built for another NumPy')")
+    code = (
+        UPDATE
+        + """
+from fnn import fused
+print(fused.describe())
+"""
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "FNN_FUSED": "1",
+                                            "PYTHONPATH": str(tmp_path)})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "numba cannot be imported (built for another NumPy); updates run on NumPy's" in (
+        done.stderr
+    )
+    assert done.stdout.split()[:2] == ["False", "False"]
+
+
 def test_describe_names_the_path_and_why(monkeypatch):
     monkeypatch.delenv("FNN_FUSED", raising=False)
     assert fused.describe() == f"fused (numba {numba.__version__})"
-    monkeypatch.setenv("FNN_FUSED", "0")
-    assert fused.describe() == "numpy (FNN_FUSED=0)"
+    for off in ("0", "false", "Off", " no "):
+        monkeypatch.setenv("FNN_FUSED", off)
+        assert fused.describe() == "numpy (FNN_FUSED=0)"
     monkeypatch.setenv("FNN_FUSED", "1")
     monkeypatch.setattr(fused.importlib.util, "find_spec", lambda name: None)
     assert fused.describe() == "numpy (numba is not installed)"

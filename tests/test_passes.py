@@ -42,22 +42,33 @@ def test_the_passes_give_the_expressions_bits_in_as_few_new_arrays(
         assert np.array_equal(x, y)
 
 
-def test_constants_numbers_and_reflected_operators_are_recorded():
-    def equations(x, y, a):
-        z = 2.0 - x / (1 + y) * a  # constants on either side, a number in the middle
+def test_numbers_and_reflected_operators_are_recorded():
+    def equations(x, y, a, b):
+        z = b - x / (b + y) * a  # numbers on either side of an array
         return -z, np.sqrt(z * z), a * a  # the last made of numbers only
 
     x, y = np.linspace(0.5, 2, 7), np.linspace(1, 3, 7)
-    got = passes.record(equations, 2, 1).run(x, y, 0.25)
-    expected = equations(x, y, 0.25)
+    got = passes.record(equations, 2, 2).run(x, y, 0.25, 2.0)
+    expected = equations(x, y, 0.25, 2.0)
     for ours, theirs in zip(got, expected, strict=True):
         assert np.array_equal(ours, theirs)
     assert got[2] == 0.0625
 
 
-def test_a_branch_on_a_value_is_refused():
-    def equations(x, a):
-        return (x if x else a,)
-
-    with pytest.raises(TypeError, match="cannot branch on a value"):
+@pytest.mark.parametrize(
+    ("equations", "message"),
+    [
+        (lambda x, a: (x * 0.9,), "every number as a coefficient, got the constant 0.9"),
+        (lambda x, a: (1 - x,), "got the constant 1"),
+        (lambda x, a: (np.exp(x),), r"\+, -, \*, / and np.sqrt only .*not exp"),
+        (lambda x, a: (x if x else a,), "cannot branch on a value"),
+        (lambda x, a: (x * (x == a),), "cannot compare values"),
+        (lambda x, a: (x * a, x), "no input as it is"),
+        (lambda x, a: (x * a,) * 2, "each result once"),
+    ],
+    ids=["float", "int", "exp", "branch", "compare", "input", "twice"],
+)
+def test_what_the_compiled_loop_would_round_otherwise_is_refused(equations, message):
+    # each would make the passes and numba's loop disagree (or alias what must be new arrays)
+    with pytest.raises(TypeError, match=message):
         passes.record(equations, 1, 1)
