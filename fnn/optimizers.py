@@ -142,8 +142,8 @@ class Rule(NamedTuple):
     """An update rule, stated once, as equations on numbers that two paths execute.
 
     ``elements(g, *moments, *coefficients) -> (update, *new moments)`` is the rule for one
-    parameter's numbers, written with +, -, *, / and ``np.sqrt``. NumPy runs it on
-    whole flat arrays, as passes recorded from it (``fnn.passes``). ``loop(g, params, decay,
+    parameter's numbers, written with +, -, *, / and ``np.sqrt``. NumPy runs it on whole flat
+    arrays, as passes recorded from it (``fnn.passes``). ``loop(g, params, decay,
     *moments, coefficients, *outputs)`` calls ``elements`` at every index (weight decay
     included): numba compiles it into one pass (``fnn.fused``; mark ``elements`` and what it
     calls ``@compilable``, in the loop's file), and ``None`` keeps the rule on NumPy. The
@@ -205,9 +205,8 @@ def lift(state_type: type, rule: Rule, weight_decay: float, **scalars: float) ->
         if results is None:  # NumPy's passes
             if decay:
                 (g,) = passes.record(coupled_decay, 2, 1).run(g, flat_params, decay)
-            results = passes.record(rule.elements, 1 + len(old), len(numbers)).run(
-                g, *old, *numbers
-            )
+            recorded = passes.record(rule.elements, 1 + len(old), len(numbers))
+            results = recorded.run(g, *old, *numbers)
         updates, *new = results
         new_state = state._replace(**dict(zip(moments, new, strict=True)), **changes)
         return state.layout.unravel(updates), new_state

@@ -60,7 +60,10 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG.")] = None,
 ) -> None:
-    """Time one training epoch per batch size, against the matmul roofline (and PyTorch)."""
+    """Time one training epoch per batch size, against the matmul roofline (and PyTorch, JAX).
+
+    The updates run fused (numba) when it is installed, else as NumPy's passes; the last line
+    says which, and FNN_FUSED=0 times NumPy's passes."""
     from fnn import bench as benchmark
 
     if plot is not None:

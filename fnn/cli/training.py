@@ -296,7 +296,8 @@ def train(ctx: typer.Context, **options: Any) -> None:
     """Train an MLP, report validation and test accuracy, optionally save it (after every
     epoch, so that --resume can continue it). Beyond the assignment's flags, fnn's defaults
     add dropout 0.2 and a cosine learning-rate decay (--dropout 0 --lr_schedule constant
-    for neither); the start line lists every setting."""
+    for neither); the start line lists every setting, and ends with the path the updates take
+    (fused by numba when it is installed; FNN_FUSED=0 for NumPy's passes: the same numbers)."""
     config_file = options.pop("config")
     values = _merge(ctx, options, config_file)
     given = {name for name in options if _given(ctx, name)}
