@@ -99,7 +99,12 @@ def _compile(loop: Callable) -> Callable | None:
         if function not in _REGISTERED:
             register_jitable(function)
             _REGISTERED.add(function)
-    return numba.njit(cache=True, error_model="numpy")(loop)
+    try:
+        return numba.njit(cache=True, error_model="numpy")(loop)
+    except RuntimeError as error:  # no folder to cache in: compile in every process instead
+        warnings.warn(f"numba cannot cache the compiled updates ({error}); set NUMBA_CACHE_DIR "
+                      "to a writable folder to compile them once", stacklevel=4)  # fmt: skip
+        return numba.njit(error_model="numpy")(loop)
 
 
 def run(loop: Callable, g: np.ndarray, params: np.ndarray | None, decay: np.floating,

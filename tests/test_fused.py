@@ -215,6 +215,16 @@ print(fused.describe())
     assert done.stdout.split()[:2] == ["False", "False"]
 
 
+def test_with_no_folder_to_cache_in_the_loop_is_compiled_in_each_process(tmp_path):
+    env = {"FNN_FUSED": "1", "NUMBA_CACHE_LOCATOR_CLASSES": "ZipCacheLocator"}  # finds none
+    done = subprocess.run([sys.executable, "-c", UPDATE], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, **env})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "numba cannot cache the compiled updates (cannot cache function" in done.stderr
+    assert "set NUMBA_CACHE_DIR to a writable folder" in done.stderr
+    assert done.stdout.split() == ["False", "True"]
+
+
 def test_describe_names_the_path_and_why(monkeypatch):
     monkeypatch.delenv("FNN_FUSED", raising=False)
     assert fused.describe() == f"fused (numba {numba.__version__})"
