@@ -7,16 +7,16 @@
 Updates are already signed (``params + updates`` descends). ``weight_decay`` is coupled L2, as
 in ``torch.optim``: ``g <- g + weight_decay * params`` before the rule, on every parameter.
 
-Each rule below is written once, as its paper's equations on one parameter's numbers
-(``adam_elements``: one line per equation), and ``lift`` turns it into an optimizer over
-pytrees: it ravels the grads (``fnn.tree.ravel``), runs the rule over the flat arrays and
+Each rule is written once, as its paper's equations on one parameter's numbers
+(``fnn.rules.adam_elements``: one line per equation), and ``lift`` turns it into an optimizer
+over pytrees: it ravels the grads (``fnn.tree.ravel``), runs the rule over the flat arrays and
 unravels the updates. The rule runs on one of two paths, which give the same bits: numba's
 compiled loop over every index (``adam_loop``, ``fnn.fused``), when numba is installed, or
 NumPy's passes over whole arrays recorded from the same equations (``fnn.passes``). A state
 holds its moments as flat arrays beside the params' ``Layout``, which ``update`` compares with
 the grads' layout. Every result is a new array: ``update`` never writes its arguments, and the
-same arguments always give bit-identical results. Adding an optimizer is one factory below plus
-one line in ``OPTIMIZERS``.
+same arguments always give bit-identical results. Adding an optimizer is its equations and loop
+in ``fnn.rules``, one factory below and one line in ``OPTIMIZERS``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,22 @@ import numpy as np
 
 from fnn import fused, passes
 from fnn.constraints import NON_NEGATIVE, POSITIVE, UNIT, Constraint, ConstraintError
-from fnn.fused import compilable
 from fnn.registry import lookup
+from fnn.rules import (
+    adam_elements,
+    adam_loop,
+    coupled_decay,
+    momentum_elements,
+    momentum_loop,
+    nadam_elements,
+    nadam_loop,
+    nag_elements,
+    nag_loop,
+    rmsprop_elements,
+    rmsprop_loop,
+    sgd_elements,
+    sgd_loop,
+)
 from fnn.tree import Layout, Params, difference, ravel
 
 
@@ -232,99 +246,6 @@ def _checked(flat: np.ndarray, layout: Layout, state: Any, tree: Params, name: s
         problem = difference(template, tree, shapes=True) or "in its leaves"
         raise ValueError(f"{name} differ from the optimizer state {problem}")
     return flat.astype(expected.dtype, copy=False)
-
-
-# The rules' equations on numbers, each beside the loop that numba compiles from it. Every
-# operation is written in the order the passes run it, so both paths round alike (fnn.fused).
-
-
-@compilable
-def coupled_decay(g, params, weight_decay):
-    return (params * weight_decay + g,)  # g + weight_decay params: coupled L2, as torch.optim
-
-
-@compilable
-def decayed(g, params, weight_decay):
-    """The gradient a rule sees: ``coupled_decay``'s with weight decay, else g itself."""
-    return coupled_decay(g, params, weight_decay)[0] if weight_decay else g
-
-
-@compilable
-def lerp(start, end, weight):
-    """start + weight (end - start) = (1 - weight) start + weight end: the exponential moving
-    average of Adam's moments, as ``torch.lerp``."""
-    return (end - start) * weight + start
-
-
-@compilable
-def sgd_elements(g, negative_lr):
-    return (g * negative_lr,)  # update = -lr g
-
-
-def sgd_loop(g, params, decay, coefficients, update):
-    for i in range(g.size):
-        (update[i],) = sgd_elements(decayed(g[i], params[i], decay), *coefficients)
-
-
-@compilable
-def momentum_elements(g, b, mu, negative_lr):
-    b = b * mu + g  # b_t = mu b_{t-1} + g_t
-    return b * negative_lr, b  # update = -lr b_t
-
-
-def momentum_loop(g, params, decay, b, coefficients, update, b_out):
-    for i in range(g.size):
-        update[i], b_out[i] = momentum_elements(decayed(g[i], params[i], decay), b[i],
-                                                *coefficients)  # fmt: skip
-
-
-@compilable
-def nag_elements(g, b, mu, negative_lr):
-    b = b * mu + g  # b_t = mu b_{t-1} + g_t
-    return (b * mu + g) * negative_lr, b  # update = -lr (g_t + mu b_t)
-
-
-def nag_loop(g, params, decay, b, coefficients, update, b_out):
-    for i in range(g.size):
-        update[i], b_out[i] = nag_elements(decayed(g[i], params[i], decay), b[i], *coefficients)
-
-
-@compilable
-def rmsprop_elements(g, v, one_minus_beta, negative_lr, epsilon):
-    v = lerp(v, g * g, one_minus_beta)  # v_t = beta v_{t-1} + (1 - beta) g_t^2
-    return g / (np.sqrt(v) + epsilon) * negative_lr, v  # update = -lr g_t / (sqrt(v_t) + eps)
-
-
-def rmsprop_loop(g, params, decay, v, coefficients, update, v_out):
-    for i in range(g.size):
-        update[i], v_out[i] = rmsprop_elements(decayed(g[i], params[i], decay), v[i],
-                                               *coefficients)  # fmt: skip
-
-
-@compilable
-def adam_elements(g, m, v, one_minus_beta1, one_minus_beta2, negative_step, epsilon):
-    m = lerp(m, g, one_minus_beta1)  # m_t = beta1 m_{t-1} + (1 - beta1) g_t
-    v = lerp(v, g * g, one_minus_beta2)  # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
-    return m / (np.sqrt(v) + epsilon) * negative_step, m, v  # the bias corrections folded
-
-
-def adam_loop(g, params, decay, m, v, coefficients, update, m_out, v_out):
-    for i in range(g.size):
-        update[i], m_out[i], v_out[i] = adam_elements(decayed(g[i], params[i], decay), m[i],
-                                                      v[i], *coefficients)  # fmt: skip
-
-
-@compilable
-def nadam_elements(g, m, v, one_minus_beta1, one_minus_beta2, c1, c2, negative_step, epsilon):
-    m = lerp(m, g, one_minus_beta1)  # m_t
-    v = lerp(v, g * g, one_minus_beta2)  # v_t
-    return (m * c1 + g * c2) / (np.sqrt(v) + epsilon) * negative_step, m, v  # m-hat_t: c1, c2
-
-
-def nadam_loop(g, params, decay, m, v, coefficients, update, m_out, v_out):
-    for i in range(g.size):
-        update[i], m_out[i], v_out[i] = nadam_elements(decayed(g[i], params[i], decay), m[i],
-                                                       v[i], *coefficients)  # fmt: skip
 
 
 @constrained(learning_rate=POSITIVE, weight_decay=NON_NEGATIVE)

@@ -143,7 +143,7 @@ def test_moments_of_another_dtype_and_integer_params_are_refused(monkeypatch):
 
 def test_a_loop_over_equations_numba_was_not_told_about_is_refused(monkeypatch):
     monkeypatch.setenv("FNN_FUSED", "1")
-    rule = fnn.optimizers.Rule(lambda g, a: (g * a,), fnn.optimizers.sgd_loop, (0.1,))
+    rule = fnn.optimizers.Rule(lambda g, a: (g * a,), fnn.rules.sgd_loop, (0.1,))
     with pytest.raises(TypeError, match="runs in a compiled loop: mark it @compilable"):
         fnn.optimizers.lift(fnn.optimizers.SGDState, rule, 0.0)
 
@@ -183,8 +183,8 @@ def test_the_compiled_loops_are_cached_on_disk_for_the_next_process(tmp_path):
     code = (
         UPDATE
         + """
-from fnn import fused, optimizers
-stats = fused.compiled(optimizers.adam_loop).stats
+from fnn import fused, rules
+stats = fused.compiled(rules.adam_loop).stats
 print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
 """
     )

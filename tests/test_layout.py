@@ -12,7 +12,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fnn"
 CORE = ("activations", "constraints", "gradcheck", "init", "losses", "metrics", "tree_io",
-        "tree_math", "model", "optimizers", "registry", "tree", "fused", "passes",
+        "tree_math", "model", "optimizers", "registry", "tree", "fused", "passes", "rules",
         "__init__")  # fmt: skip
 # numba, optional, is imported by the first fused update, inside fnn.fused's functions only
 LAZY = {"fused": {"numba"}}
@@ -163,12 +163,14 @@ def test_the_readme_optimizer_examples_are_the_code():
         start = section.index("```python\n", start) + 10
         blocks.append(section[start : section.index("\n```", start)])
     source = (PACKAGE / "optimizers.py").read_text()
-    module = ast.parse(source).body
-    names = ("MomentumState", "momentum_elements", "momentum_loop", "momentum")
-    code = [node for node in module if getattr(node, "name", None) in names]
-    assert _without_docstrings(ast.parse(blocks[0]).body) == _without_docstrings(code)
-    assert blocks[1] in source  # Eve's last lines, as they are
-    assert blocks[2] == 'OPTIMIZERS = {..., "eve": eve}'
+    pieces = [(blocks[0], "rules.py", ("momentum_elements", "momentum_loop")),
+              (blocks[1], "optimizers.py", ("MomentumState", "momentum"))]  # fmt: skip
+    for block, file, names in pieces:
+        module = ast.parse((PACKAGE / file).read_text()).body
+        code = [node for node in module if getattr(node, "name", None) in names]
+        assert _without_docstrings(ast.parse(block).body) == _without_docstrings(code)
+    assert blocks[2] in source  # Eve's last lines, as they are
+    assert blocks[3] == 'OPTIMIZERS = {..., "eve": eve}'
     assert '    "eve": eve,' in source
 
 

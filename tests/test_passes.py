@@ -6,15 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fnn import optimizers, passes
+from fnn import passes, rules
 
 RULES = [  # (equations, arrays, numbers, new arrays the passes write)
-    (optimizers.sgd_elements, 1, 1, 1),
-    (optimizers.momentum_elements, 2, 2, 2),
-    (optimizers.nag_elements, 2, 2, 2),
-    (optimizers.rmsprop_elements, 2, 3, 2),
-    (optimizers.adam_elements, 3, 4, 3),  # its three results, as hand-written out= passes
-    (optimizers.nadam_elements, 3, 6, 4),  # and one for the second half of m-hat
+    (rules.sgd_elements, 1, 1, 1),
+    (rules.momentum_elements, 2, 2, 2),
+    (rules.nag_elements, 2, 2, 2),
+    (rules.rmsprop_elements, 2, 3, 2),
+    (rules.adam_elements, 3, 4, 3),  # its three results, as hand-written out= passes
+    (rules.nadam_elements, 3, 6, 4),  # and one for the second half of m-hat
 ]
 
 

@@ -236,6 +236,7 @@ def test_core_keeps_no_hidden_module_level_state():
     import fnn.losses
     import fnn.model
     import fnn.passes
+    import fnn.rules
     import fnn.tree
 
     # ... and fnn.fused's functions marked @compilable, those numba was told about, and each
@@ -243,7 +244,7 @@ def test_core_keeps_no_hidden_module_level_state():
     registries = {"ACTIVATIONS", "LOSSES", "INITIALISERS", "OPTIMIZERS", "_COMPILABLE",
                   "_REGISTERED", "_COMPILED"}  # fmt: skip
     modules = (fnn.tree, fnn.model, fnn.optimizers, fnn.activations, fnn.losses, fnn.init,
-               fnn.fused, fnn.passes)  # fmt: skip
+               fnn.fused, fnn.passes, fnn.rules)  # fmt: skip
     for module in modules:
         for name, value in vars(module).items():
             if isinstance(value, dict | set | list) and not name.startswith("__"):
@@ -344,7 +345,7 @@ def test_an_update_is_a_few_hops_from_the_arrays(update_path):
     updates, state = opt.update(g, state, params, loss=loss)
     update = fnn_functions_run_by(lambda: opt.update(g, state, params, loss=loss))
     path = {"numpy": {"passes:run"},  # the compiled loop, seen by name:
-            "fused": {"fused:run", "optimizers:adam_loop"}}[update_path]  # fmt: skip
+            "fused": {"fused:run", "rules:adam_loop"}}[update_path]  # fmt: skip
     assert update == {
         "optimizers:update",
         "tree:ravel",
