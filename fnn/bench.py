@@ -115,8 +115,8 @@ def workload(
 def fnn_epoch(
     sizes, *, activation: str, optimizer: str, learning_rate: float, dtype: str
 ) -> Callable[[np.ndarray, np.ndarray, int], Any]:
-    """One epoch of the public loop (``grads -> opt.update -> apply_updates``) per call,
-    returning the final params."""
+    """One epoch of the public loop (``grads -> opt.step``: the update and its application)
+    per call, returning the final params."""
 
     def run(x: np.ndarray, y: np.ndarray, batch_size: int) -> Any:
         params = fnn.init_mlp(sizes, seed=0, dtype=dtype)
@@ -125,8 +125,7 @@ def fnn_epoch(
         for start in range(0, len(x), batch_size):
             xb, yb = x[start : start + batch_size], y[start : start + batch_size]
             loss, grads = fnn.grads(params, xb, yb, activation=activation)
-            updates, state = opt.update(grads, state, params, loss=loss)
-            params = fnn.apply_updates(params, updates)
+            params, state = opt.step(grads, state, params, loss=loss)
         return params
 
     return run

@@ -1,13 +1,13 @@
-"""Fused optimizer steps: an optimizer's loop (in ``fnn.optimizers``) compiled by numba, so the
-whole update (weight decay, moments, step) is one pass over the flat arrays with no temporary,
-where NumPy makes one pass per operation.
+"""Fused optimizer steps: an optimizer's loop (in ``fnn.rules``) compiled by numba, so the whole
+update (weight decay, moments, step and, for ``Optimizer.step``, its addition to the params) is
+one pass over the flat arrays with no temporary, where NumPy makes one pass per operation.
 
 Optional and off the import path. With numba installed (``pip install 'fnn[fast]'``) updates
 run fused unless ``FNN_FUSED=0``; without it NumPy evaluates the same equations on whole
 arrays. ``import fnn`` never imports numba: the first fused update does, and compiles its loop
 once per dtype into numba's cache (``cache=True``: beside ``fnn/`` when that folder is
 writable, unless ``$NUMBA_CACHE_DIR`` names another), so later processes load it. numba
-checks the cache against ``fnn/optimizers.py`` (where the loops and the equations they call
+checks the cache against ``fnn/rules.py`` (where the loops and the equations they call
 live, as they must for that check to see a change) but not against the options below.
 
 Why the two paths agree bit for bit: the loop calls, element by element, the very equations
@@ -107,16 +107,17 @@ def _compile(loop: Callable) -> Callable | None:
         return numba.njit(error_model="numpy")(loop)
 
 
-def run(loop: Callable, g: np.ndarray, params: np.ndarray | None, decay: np.floating,
+def run(loop: Callable, g: np.ndarray, params: np.ndarray | None, decay: np.floating, apply: bool,
         moments: list[np.ndarray], coefficients: tuple) -> list[np.ndarray] | None:  # fmt: skip
-    """``[update, *new moments]``: new flat arrays that ``loop``, compiled, fills from the
-    flat grads, params (read only with a nonzero ``decay``), moments and the step's
-    coefficients, all in the grads' dtype; ``None`` when numba cannot be imported."""
+    """``[update, *new moments]``, or with ``apply`` ``[params + update, *new moments]``: new
+    flat arrays that ``loop``, compiled, fills from the flat grads, params (read only with a
+    nonzero ``decay`` or ``apply``), moments and the step's coefficients, all in the grads'
+    dtype; ``None`` when numba cannot be imported."""
     kernel = _COMPILED.get(loop, False)
     if kernel is False:
         kernel = compiled(loop)
     if kernel is None:
         return None
     outputs = list(map(np.empty_like, [g] * (1 + len(moments))))
-    kernel(g, g if params is None else params, decay, *moments, coefficients, *outputs)
+    kernel(g, g if params is None else params, decay, apply, *moments, coefficients, *outputs)
     return outputs

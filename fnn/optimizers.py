@@ -48,15 +48,28 @@ from fnn.rules import (
     sgd_elements,
     sgd_loop,
 )
-from fnn.tree import Layout, Params, difference, ravel
+from fnn.tree import Layout, Params, apply_updates, difference, ravel
 
 
 class Optimizer(NamedTuple):
     """``init(params) -> state`` and ``update(grads, state, params=None, *, loss=None) ->
-    (updates, state)``."""
+    (updates, state)``, as optax's pair, and ``step``: ``update`` and ``fnn.apply_updates`` in
+    one call. ``apply(grads, state, params, *, loss=None) -> (params, state)`` is that call
+    made by the optimizer itself, in one pass where it can (``lift``'s optimizers, and a
+    ``chain`` ending in one); ``Optimizer(init, update)`` needs none."""
 
     init: Callable[[Params], Any]
     update: Callable[..., tuple[Params, Any]]
+    apply: Callable[..., tuple[Params, Any]] | None = None
+
+    def step(self, grads: Params, state: Any, params: Params, *, loss: Any = None):
+        """``(new params, new state)``: the bits of ``update`` followed by ``apply_updates``.
+        A compiled loop (``fnn.fused``) adds each update to its parameter in the pass that
+        computes it, so the update is never stored: the fastest step fnn has."""
+        if self.apply is not None:
+            return self.apply(grads, state, params, loss=loss)
+        updates, state = self.update(grads, state, params, loss=loss)
+        return apply_updates(params, updates), state
 
 
 class LossError(ValueError):
@@ -157,15 +170,16 @@ class Rule(NamedTuple):
 
     ``elements(g, *moments, *coefficients) -> (update, *new moments)`` is the rule for one
     parameter's numbers, written with +, -, *, / and ``np.sqrt``. NumPy runs it on whole flat
-    arrays, as passes recorded from it (``fnn.passes``). ``loop(g, params, decay,
-    *moments, coefficients, *outputs)`` calls ``elements`` at every index (weight decay
-    included): numba compiles it into one pass (``fnn.fused``; mark ``elements`` and what it
-    calls ``@compilable``, in the loop's file), and ``None`` keeps the rule on NumPy. The
-    moments come in the order of the state's fields, in and out. ``coefficients`` are the
-    step's numbers (every number the equations use: they hold no constant) in the order
-    ``elements`` takes them: a tuple, or ``coefficients(state, loss) -> (numbers, changes)``
-    when they change from step to step, ``changes`` being the state's new scalar fields (a
-    count, Eve's feedback)."""
+    arrays, as passes recorded from it (``fnn.passes``). ``loop(g, params, decay, apply,
+    *moments, coefficients, out, *new moments)`` calls ``elements`` at every index (weight
+    decay included) and writes into ``out`` the update, or with ``apply`` params + update
+    (``fnn.rules.applied``): numba compiles it into one pass (``fnn.fused``; mark
+    ``elements`` and what it calls ``@compilable``, in the loop's file), and ``None`` keeps
+    the rule on NumPy. The moments come in the order of the state's fields, in and out.
+    ``coefficients`` are the step's numbers (every number the equations use: they hold no
+    constant) in the order ``elements`` takes them: a tuple, or ``coefficients(state, loss)
+    -> (numbers, changes)`` when they change from step to step, ``changes`` being the state's
+    new scalar fields (a count, Eve's feedback)."""
 
     elements: Callable[..., tuple]
     loop: Callable[..., None] | None
@@ -177,7 +191,9 @@ def lift(state_type: type, rule: Rule, weight_decay: float, **scalars: float) ->
     ``scalars``, the params' layout, and zeros for every other field (the flat moments);
     ``update`` checks that grads (and, with weight decay, params) are laid out as the state
     says, naming the first difference, then runs the rule on the flat grads: fused into one
-    compiled loop when numba is there (``fnn.fused``, decided here), else through NumPy."""
+    compiled loop when numba is there (``fnn.fused``, decided here), else through NumPy.
+    ``apply`` (``Optimizer.step``) gives ``params + update`` from the same run, which the
+    compiled loop writes in its one pass instead of the update."""
     moments = [name for name in state_type._fields if name not in scalars and name != "layout"]
     loop = rule.loop if fused.unavailable() is None else None
     if loop is not None and not fused.is_compilable(rule.elements):
@@ -188,7 +204,8 @@ def lift(state_type: type, rule: Rule, weight_decay: float, **scalars: float) ->
         zeros = {name: np.zeros(layout.size, layout.dtype) for name in moments}
         return state_type(**scalars, **zeros, layout=layout)
 
-    def update(grads, state, params=None, *, loss=None):
+    def run(grads, state, params, loss, apply):
+        """``(updates or, with ``apply``, the new params; the new state)`` as trees."""
         if not isinstance(state, state_type):
             raise ValueError(f"state must be the {state_type.__name__} that this optimizer's "
                              f"init returned, got {type(state).__name__}")  # fmt: skip
@@ -204,28 +221,44 @@ def lift(state_type: type, rule: Rule, weight_decay: float, **scalars: float) ->
                 raise ValueError(f"state.{name} must be a flat array of {g.size} {g.dtype} values "
                                  f"(see state.layout), got {_kind(value)}")  # fmt: skip
         decay, flat_params = g.dtype.type(weight_decay), None
-        if decay:  # the params matter only here: checked only here
+        if decay or apply:  # the params matter only here: checked only here
             if params is None:
-                raise ValueError("weight_decay needs the params: call update(grads, state, params)")
+                raise ValueError(
+                    "step needs the params it steps from"
+                    if apply
+                    else "weight_decay needs the params: call update(grads, state, params)"
+                )
             flat_params, layout = ravel(params)
+            if apply and (layout != state.layout or len(set(layout.dtypes)) > 1):
+                # unlike the state, or leaves of several dtypes, each added in its own by
+                # apply_updates (not in the flat dtype): the update, then apply_updates
+                updates, new_state = run(grads, state, params, loss, apply=False)
+                return apply_updates(params, updates), new_state
             if layout is not state.layout:
                 flat_params = _checked(flat_params, layout, state, params, "params")
         numbers, changes = (rule.coefficients(state, loss) if callable(rule.coefficients)
                             else (rule.coefficients, {}))  # fmt: skip
         numbers = tuple(map(g.dtype.type, numbers))  # in the arrays' dtype, as NumPy casts them
-        results = None  # [updates, *new moments], from the compiled loop when there is one
+        results = None  # [updates or new params, *new moments], from the compiled loop if any
         if loop is not None and g.dtype in fused.FUSED_DTYPES:
-            results = fused.run(loop, g, flat_params, decay, old, numbers)
+            results = fused.run(loop, g, flat_params, decay, apply, old, numbers)
         if results is None:  # NumPy's passes
             if decay:
                 (g,) = passes.record(coupled_decay, 2, 1).run(g, flat_params, decay)
             recorded = passes.record(rule.elements, 1 + len(old), len(numbers))
-            results = recorded.run(g, *old, *numbers)
-        updates, *new = results
-        new_state = state._replace(**dict(zip(moments, new, strict=True)), **changes)
-        return state.layout.unravel(updates), new_state
+            results = list(recorded.run(g, *old, *numbers))  # new arrays, none an input
+            if apply:  # into the update's own array, as apply_updates adds
+                results[0] = np.add(flat_params, results[0], out=results[0])
+        new_state = state._replace(**dict(zip(moments, results[1:], strict=True)), **changes)
+        return state.layout.unravel(results[0]), new_state
 
-    return Optimizer(init, update)
+    def update(grads, state, params=None, *, loss=None):
+        return run(grads, state, params, loss, apply=False)
+
+    def apply(grads, state, params, *, loss=None):
+        return run(grads, state, params, loss, apply=True)
+
+    return Optimizer(init, update, apply)
 
 
 def _kind(value: Any) -> str:
@@ -424,22 +457,31 @@ class ScheduleState(NamedTuple):
 def chain(*transforms: Optimizer) -> Optimizer:
     """The transformations one after the other, as ``optax.chain``: each one's updates are the
     next one's grads, the state is the tuple of their states, and ``params`` and ``loss`` (for
-    Eve) reach every one. ``chain(clip_by_global_norm(1.0), adam(1e-3))`` clips, then steps."""
+    Eve) reach every one. ``chain(clip_by_global_norm(1.0), adam(1e-3))`` clips, then steps;
+    its ``step`` is the last transformation's, given the others' updates."""
 
     def init(params):
         return tuple(transform.init(params) for transform in transforms)
 
-    def update(grads, state, params=None, *, loss=None):
+    def run(grads, state, params, loss, apply):
+        """The transformations' updates in turn, the last one's ``step`` with ``apply``."""
         if not isinstance(state, tuple) or len(state) != len(transforms):
             raise ValueError(f"state must be the tuple of {len(transforms)} states that this "
                              "chain's init returned")  # fmt: skip
-        states = []
-        for transform, inner in zip(transforms, state, strict=True):
-            grads, inner = transform.update(grads, inner, params, loss=loss)
+        states, last = [], len(transforms) - 1
+        for index, (transform, inner) in enumerate(zip(transforms, state, strict=True)):
+            transformation = transform.step if apply and index == last else transform.update
+            grads, inner = transformation(grads, inner, params, loss=loss)
             states.append(inner)
-        return grads, tuple(states)
+        return grads, tuple(states)  # with apply, the new params
 
-    return Optimizer(init, update)
+    def update(grads, state, params=None, *, loss=None):
+        return run(grads, state, params, loss, apply=False)
+
+    def apply(grads, state, params, *, loss=None):
+        return run(grads, state, params, loss, apply=True)
+
+    return Optimizer(init, update, apply if transforms else None)
 
 
 def clip_by_global_norm(max_norm: float) -> Optimizer:

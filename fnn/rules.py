@@ -28,6 +28,13 @@ def decayed(g, params, weight_decay):
 
 
 @compilable
+def applied(update, params, apply):
+    """What a loop writes: the update, or with ``apply`` the new params, params + update, as
+    ``fnn.apply_updates`` adds them."""
+    return params + update if apply else update
+
+
+@compilable
 def lerp(start, end, weight):
     """start + weight (end - start) = (1 - weight) start + weight end: the exponential moving
     average of Adam's moments, as ``torch.lerp``."""
@@ -39,9 +46,10 @@ def sgd_elements(g, negative_lr):
     return (g * negative_lr,)  # update = -lr g
 
 
-def sgd_loop(g, params, decay, coefficients, update):
+def sgd_loop(g, params, decay, apply, coefficients, out):
     for i in range(g.size):
-        (update[i],) = sgd_elements(decayed(g[i], params[i], decay), *coefficients)
+        (update,) = sgd_elements(decayed(g[i], params[i], decay), *coefficients)
+        out[i] = applied(update, params[i], apply)
 
 
 @compilable
@@ -50,10 +58,10 @@ def momentum_elements(g, b, mu, negative_lr):
     return b * negative_lr, b  # update = -lr b_t
 
 
-def momentum_loop(g, params, decay, b, coefficients, update, b_out):
+def momentum_loop(g, params, decay, apply, b, coefficients, out, b_out):
     for i in range(g.size):
-        update[i], b_out[i] = momentum_elements(decayed(g[i], params[i], decay), b[i],
-                                                *coefficients)  # fmt: skip
+        update, b_out[i] = momentum_elements(decayed(g[i], params[i], decay), b[i], *coefficients)
+        out[i] = applied(update, params[i], apply)
 
 
 @compilable
@@ -62,9 +70,10 @@ def nag_elements(g, b, mu, negative_lr):
     return (b * mu + g) * negative_lr, b  # update = -lr (g_t + mu b_t)
 
 
-def nag_loop(g, params, decay, b, coefficients, update, b_out):
+def nag_loop(g, params, decay, apply, b, coefficients, out, b_out):
     for i in range(g.size):
-        update[i], b_out[i] = nag_elements(decayed(g[i], params[i], decay), b[i], *coefficients)
+        update, b_out[i] = nag_elements(decayed(g[i], params[i], decay), b[i], *coefficients)
+        out[i] = applied(update, params[i], apply)
 
 
 @compilable
@@ -73,10 +82,10 @@ def rmsprop_elements(g, v, one_minus_beta, negative_lr, epsilon):
     return g / (np.sqrt(v) + epsilon) * negative_lr, v  # update = -lr g_t / (sqrt(v_t) + eps)
 
 
-def rmsprop_loop(g, params, decay, v, coefficients, update, v_out):
+def rmsprop_loop(g, params, decay, apply, v, coefficients, out, v_out):
     for i in range(g.size):
-        update[i], v_out[i] = rmsprop_elements(decayed(g[i], params[i], decay), v[i],
-                                               *coefficients)  # fmt: skip
+        update, v_out[i] = rmsprop_elements(decayed(g[i], params[i], decay), v[i], *coefficients)
+        out[i] = applied(update, params[i], apply)
 
 
 @compilable
@@ -86,10 +95,11 @@ def adam_elements(g, m, v, one_minus_beta1, one_minus_beta2, negative_step, epsi
     return m / (np.sqrt(v) + epsilon) * negative_step, m, v  # the bias corrections folded
 
 
-def adam_loop(g, params, decay, m, v, coefficients, update, m_out, v_out):
+def adam_loop(g, params, decay, apply, m, v, coefficients, out, m_out, v_out):
     for i in range(g.size):
-        update[i], m_out[i], v_out[i] = adam_elements(decayed(g[i], params[i], decay), m[i],
-                                                      v[i], *coefficients)  # fmt: skip
+        update, m_out[i], v_out[i] = adam_elements(decayed(g[i], params[i], decay), m[i], v[i],
+                                                   *coefficients)  # fmt: skip
+        out[i] = applied(update, params[i], apply)
 
 
 @compilable
@@ -99,7 +109,8 @@ def nadam_elements(g, m, v, one_minus_beta1, one_minus_beta2, c1, c2, negative_s
     return (m * c1 + g * c2) / (np.sqrt(v) + epsilon) * negative_step, m, v  # m-hat_t: c1, c2
 
 
-def nadam_loop(g, params, decay, m, v, coefficients, update, m_out, v_out):
+def nadam_loop(g, params, decay, apply, m, v, coefficients, out, m_out, v_out):
     for i in range(g.size):
-        update[i], m_out[i], v_out[i] = nadam_elements(decayed(g[i], params[i], decay), m[i],
-                                                       v[i], *coefficients)  # fmt: skip
+        update, m_out[i], v_out[i] = nadam_elements(decayed(g[i], params[i], decay), m[i], v[i],
+                                                    *coefficients)  # fmt: skip
+        out[i] = applied(update, params[i], apply)

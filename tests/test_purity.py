@@ -85,6 +85,25 @@ def test_update_is_pure(name, problem):
     )
 
 
+@pytest.mark.parametrize("name", NAMES)
+@PROPERTY
+@given(problem=problems())
+def test_step_is_pure(name, problem):
+    params, x, y, warmup, activation = problem
+    opt = make(name)
+    params, state = warmed(opt, params, x, y, warmup, activation)
+    loss, g = fnn.grads(params, x, y, activation=activation)
+    before = snapshot((g, state, params))
+    first = opt.step(g, state, params, loss=loss)
+    assert_same_tree((g, state, params), before)  # nothing written
+    assert_same_tree(opt.step(g, state, params, loss=loss), first)
+    assert_same_tree(opt.step(g, copy.deepcopy(state), copy.deepcopy(params), loss=loss), first)
+    new_params, new_state = first
+    kept = snapshot(first)
+    opt.step(g, new_state, new_params, loss=loss)  # stepping on from a result leaves it alone
+    assert_same_tree(first, kept)
+
+
 @PROPERTY
 @given(problem=problems(), dropout=st.sampled_from([0.0, 0.3]))
 def test_grads_forward_and_loss_value_are_pure(problem, dropout):
@@ -343,18 +362,14 @@ def test_an_update_is_a_few_hops_from_the_arrays(update_path):
     state = opt.init(params)
     loss, g = fnn.grads(params, x, np.arange(16) % 10)
     updates, state = opt.update(g, state, params, loss=loss)
-    update = fnn_functions_run_by(lambda: opt.update(g, state, params, loss=loss))
     path = {"numpy": {"passes:run"},  # the compiled loop, seen by name:
             "fused": {"fused:run", "rules:adam_loop"}}[update_path]  # fmt: skip
-    assert update == {
-        "optimizers:update",
-        "tree:ravel",
-        "tree:_flatten",
-        "optimizers:coefficients",
-        *path,
-        "tree:unravel",
-        "tree:_build",
-    }, update
-    assert len(update) <= 8
+    common = {"optimizers:run", "tree:ravel", "tree:_flatten", "optimizers:coefficients", *path,
+              "tree:unravel", "tree:_build"}  # fmt: skip
+    update = fnn_functions_run_by(lambda: opt.update(g, state, params, loss=loss))
+    assert update == {"optimizers:update", *common}, update
+    assert len(update) <= 9
     apply = fnn_functions_run_by(lambda: fnn.apply_updates(params, updates))
     assert apply == {"tree:apply_updates", "tree:_flatten", "tree:_build"}, apply
+    step = fnn_functions_run_by(lambda: opt.step(g, state, params, loss=loss))
+    assert step == {"optimizers:step", "optimizers:apply", *common}, step

@@ -10,7 +10,7 @@ import numpy as np
 
 from fnn import optimizers
 from fnn.model import grads
-from fnn.tree import Params, apply_updates, ravel
+from fnn.tree import Params, ravel
 
 
 class TrainingDiverged(RuntimeError):
@@ -56,8 +56,8 @@ def train_step(
     optimizer: optimizers.Optimizer, *, activation: str, loss: str, dropout: float = 0.0
 ) -> Callable:
     """A step ``(params, opt_state, xb, yb, rng=None) -> (params, opt_state, loss)``:
-    gradients, the optimizer's update (given the loss, for Eve; a learning-rate schedule is the
-    optimizer's own, see ``SCHEDULES``), and its application.
+    gradients, then the optimizer's update (given the loss, for Eve; a learning-rate schedule
+    is the optimizer's own, see ``SCHEDULES``) and its application, ``optimizer.step``.
 
     The step is pure: it never writes its arguments (``rng`` advances, as any generator drawn
     from) and returns new arrays only, so a state can be stepped twice, branched or replayed.
@@ -77,7 +77,7 @@ def train_step(
                 f"a gradient is not finite (minibatch loss {value:.4g}): check the inputs for "
                 "inf or nan"
             )
-        updates, opt_state = optimizer.update(gradients, opt_state, params, loss=value)
-        return apply_updates(params, updates), opt_state, value
+        params, opt_state = optimizer.step(gradients, opt_state, params, loss=value)
+        return params, opt_state, value
 
     return step
