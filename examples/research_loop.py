@@ -15,8 +15,7 @@ order = np.random.default_rng(0).permutation(len(x_train))
 for start in range(0, len(order), 64):  # one epoch of mini-batches of 64
     batch = order[start : start + 64]
     loss, grads = fnn.grads(params, x_train[batch], y_train[batch], activation="relu")
-    updates, state = opt.update(grads, state, params, loss=loss)
-    params = fnn.apply_updates(params, updates)
+    params, state = opt.step(grads, state, params, loss=loss)  # update, then apply_updates
 
 accuracy = (fnn.forward(params, x_test, activation="relu").argmax(axis=1) == y_test).mean()
 print(f"test accuracy after one epoch: {accuracy:.2%}")

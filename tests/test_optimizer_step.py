@@ -6,6 +6,7 @@ made of ``init`` and ``update`` alone."""
 from __future__ import annotations
 
 import itertools
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -124,3 +125,22 @@ def test_step_refuses_what_update_refuses_and_wants_the_params():
         opt.step(params, state, renamed)  # as apply_updates would say
     with pytest.raises(fnn.optimizers.LossError, match="eve needs the minibatch loss"):
         fnn.optimizers.eve(0.01).step(params, fnn.optimizers.eve(0.01).init(params), params)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_a_step_allocates_its_results_and_no_temporary(name):
+    params = fnn.init_mlp([784, 128, 128, 128, 10])
+    opt = fnn.optimizers.get(name, learning_rate=1e-3)
+    g = gradients(params, np.random.default_rng(0), 1.0)
+    g = fnn.ravel(g)[1].unravel(fnn.ravel(g)[0])  # as fnn.grads gives them: one flat array
+    state = opt.init(params)
+    opt.step(g, state, params)  # the compiled loop (or recorded passes) ready
+    arrays = {"sgd": 1, "adam": 3}[name]  # the new params, and Adam's m and v
+    tracemalloc.start()
+    try:
+        new, _ = opt.step(g, state, params)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    size = fnn.ravel(params)[0].nbytes
+    assert arrays * size <= peak < arrays * size + 64 * 1024, (peak, size)
