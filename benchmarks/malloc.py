@@ -8,7 +8,7 @@ again. Raising the thresholds (``mallopt``, as ``MALLOC_TRIM_THRESHOLD_=26843545
 MALLOC_MMAP_THRESHOLD_=33554432`` in the environment does for a whole process) avoids that.
 This times the second epoch of ``fit`` (as ``fnn train`` runs it: the workload W,
 784-128-128-128-10, tanh, Adam, float32, 60,000 samples, evaluation passes excluded) and then
-the public loop (``grads -> update -> apply_updates``), each in a fresh process, with and
+the public loop (``grads -> opt.step``), each in a fresh process, with and
 without the setting alternating, and prints the medians, their ratio and the page faults per
 step of the public loop on each side.
 """

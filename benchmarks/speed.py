@@ -6,7 +6,7 @@ course's baseline network against PyTorch.
 W: MLP 784-128-128-128-10, tanh, softmax cross-entropy, Adam (lr 1e-3), float32, one epoch of
 60,000 Fashion-MNIST samples (synthetic data of the same shape if the files are absent). Prints,
 from one run in one process (fnn and its peers interleaved, medians of ``--repeats``): seconds
-per epoch of fnn's public loop (``grads -> update -> apply_updates``), of a jitted JAX + optax
+per epoch of fnn's public loop (``grads -> opt.step``), of a jitted JAX + optax
 step, of PyTorch, and of the loop's matrix products alone through NumPy (``gemm s``: the floor
 under any NumPy implementation of W), of the same pure step as a bare NumPy loop with no
 library around it (``numpy s``: checked to give fnn's numbers; what any NumPy implementation

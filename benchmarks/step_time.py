@@ -1,4 +1,4 @@
-"""Time one training step of the public loop (grads -> opt.update -> apply_updates).
+"""Time one training step of the public loop (grads -> opt.step: the update and its application).
 
     python benchmarks/step_time.py [--sizes 784,128,128,128,10] [--batch 64] [--optimizer adam]
 
@@ -23,8 +23,7 @@ def one_epoch(params, opt, state, x, y, batch, activation):
         loss, grads = fnn.grads(
             params, x[start : start + batch], y[start : start + batch], activation=activation
         )
-        updates, state = opt.update(grads, state, params, loss=loss)
-        params = fnn.apply_updates(params, updates)
+        params, state = opt.step(grads, state, params, loss=loss)
     return params, state
 
 
