@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from run_support import (
 )
 
 from fnn import checkpoint
+from fnn.cli.base import Stopped, StopSignals
 
 
 @pytest.mark.parametrize(
@@ -246,6 +248,30 @@ def test_a_signal_saves_says_how_to_resume_and_marks_the_wandb_run(
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((folder / "state.json").read_text())["wandb_run_id"] == run_id
     assert len(list((tmp_path / "wandb").glob(f"offline-run-*-{run_id}"))) == 2  # one W&B run
+
+
+def test_a_signal_whose_exception_python_ignored_still_stops_the_run(monkeypatch):
+    """Python runs a signal handler wherever the main thread is, a weakref callback included,
+    and there prints its exception as ignored and goes on (seen once: a Ctrl-C that trained on
+    to the last epoch). The signal is kept, and ``check`` (each epoch's end) raises it."""
+    ignored = []
+    monkeypatch.setattr(sys, "unraisablehook", ignored.append)
+
+    class Thing:
+        pass
+
+    before = signal.getsignal(signal.SIGINT)
+    with StopSignals() as signals:
+        signals.check()  # no signal yet: nothing to raise
+        thing = Thing()
+        reference = weakref.ref(thing, lambda _: os.kill(os.getpid(), signal.SIGINT))
+        del thing  # the callback runs, and the handler inside it
+        assert [type(hook.exc_value) for hook in ignored] == [Stopped]
+        assert reference() is None
+        with pytest.raises(Stopped) as stopped:
+            signals.check()
+    assert stopped.value.signum == signal.SIGINT
+    assert signal.getsignal(signal.SIGINT) is before  # the earlier handler is back
 
 
 def test_a_checkpoint_from_before_schedules_were_chains_resumes(tmp_path):

@@ -89,19 +89,32 @@ class StopSignals:
     """SIGINT, SIGTERM and SIGHUP raise ``Stopped`` while in force (``with StopSignals() as
     guard``), the earlier handlers back afterwards. Inside ``with guard.held():`` a signal
     waits until the block ends (a save is not cut in half) and is raised then; should the
-    block itself raise, its exception goes on instead (the process is ending either way)."""
+    block itself raise, its exception goes on instead (the process is ending either way).
+
+    Python runs a handler between any two bytecodes, also inside a weakref callback or a
+    ``__del__``, where it prints an exception as "ignored" and goes on: so the signal is kept
+    (``received``), and ``guard.check()`` at a point the run passes again (each epoch's end)
+    raises it there."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self):
         self._holding, self._pending = False, None
         self._previous: dict[int, Any] = {}
+        self.received: int | None = None  # the first signal, once one has come
 
     def _handle(self, signum: int, frame) -> None:
+        self.received = self.received or signum
         if self._holding:
             self._pending = signum
             return
         raise Stopped(signum)
+
+    def check(self) -> None:
+        """Raise ``Stopped`` for a signal already received: from code that runs only while
+        the run goes on, which it would not have reached had that ``Stopped`` gone up."""
+        if self.received is not None:
+            raise Stopped(self.received)
 
     @contextlib.contextmanager
     def held(self):

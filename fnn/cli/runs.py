@@ -112,14 +112,16 @@ class Saver:
     that fails is reported once and tried again at the next epoch; the final one falls back to
     a folder of its own (``fallback_parents``), so a trained model is never lost while the
     process can write anywhere. ``held`` is a context in which signals wait (a save is never
-    cut in half); ``data`` the fingerprint of the data trained on."""
+    cut in half), and ``check`` raises a signal that came during the epoch but whose exception
+    Python ignored (``StopSignals.check``); ``data`` the fingerprint of the data trained on."""
 
     def __init__(self, directory, config: TrainConfig, tracker, *, run_id=None, overwrite=False,
-                 data=None, held=contextlib.nullcontext, say=print):  # fmt: skip
+                 data=None, held=contextlib.nullcontext, check=lambda: None,
+                 say=print):  # fmt: skip
         self.directory = None if directory is None else Path(directory).expanduser()
         self.config, self.tracker, self.say = config, tracker, say
         self.run_id = run_id or uuid.uuid4().hex
-        self.overwrite, self.data, self.held = overwrite, data, held
+        self.overwrite, self.data, self.held, self.check = overwrite, data, held, check
         self.latest: tuple[dict, dict] | None = None
         self.saved_epoch = 0
         self.failed: str | None = None  # why the last save failed, while it has not worked since
@@ -142,6 +144,7 @@ class Saver:
         )  # fmt: skip
 
     def __call__(self, model, state: dict[str, Any], arrays: dict) -> None:
+        self.check()  # a stop in this epoch: the epoch is not saved, as when it went up at once
         self.latest = (state, arrays)
         if self.directory is None:
             return

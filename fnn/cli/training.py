@@ -186,7 +186,8 @@ def _run(values: dict[str, Any], resumed, quiet: bool, signals: StopSignals, run
         say=fail, announce=(lambda line: None) if quiet else fail,
     )  # fmt: skip
     saver = Saver(save_dir, config, tracker, run_id=state.get("run_id"), data=fingerprint,
-                  overwrite=bool(values.get("overwrite")), held=signals.held, say=fail)  # fmt: skip
+                  overwrite=bool(values.get("overwrite")), held=signals.held, check=signals.check,
+                  say=fail)  # fmt: skip
     if resumed is not None:  # what the run has saved counts, should no epoch be left to train
         saver.latest = (state["training"], resumed["arrays"])
         saver.saved_epoch = state["training"]["epoch"]
@@ -197,6 +198,7 @@ def _run(values: dict[str, Any], resumed, quiet: bool, signals: StopSignals, run
         f"  (test loss {summary['test_loss']:.4f}; {duration(summary['train_seconds'])} training)"
     )
     path = saver.final(params, history)
+    signals.check()  # one that came during the test or the final save, its exception ignored
     if path is not None and not quiet:
         console.print(f"saved to {path} (inspect with `fnn evaluate {path}`)")
     return summary
