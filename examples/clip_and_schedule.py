@@ -11,7 +11,7 @@ x, y = rng.standard_normal((128, 20)).astype(np.float32), rng.integers(0, 3, 128
 params = fnn.init_mlp([20, 16, 3])
 steps = 200
 opt = chain(clip_by_global_norm(1.0), adam(cosine_decay_schedule(1e-2, steps)))
-state = opt.init(params)  # (EmptyState(), (AdamState(...), ScheduleState(count=0)))
+state = opt.init(params)  # (EmptyState(), (AdamState(...), ScheduleState(count=0, ...)))
 for _ in range(steps):
     loss, g = fnn.grads(params, x, y)
     updates, state = opt.update(g, state, params, loss=loss)

@@ -452,6 +452,7 @@ class EmptyState(NamedTuple):
 
 class ScheduleState(NamedTuple):
     count: int  # updates made so far
+    layout: Layout
 
 
 def chain(*transforms: Optimizer) -> Optimizer:
@@ -504,18 +505,16 @@ def clip_by_global_norm(max_norm: float) -> Optimizer:
 
 def scale_by_schedule(schedule: Callable[[int], float]) -> Optimizer:
     """Updates times ``schedule(count)``, count = 0 for the first update, as
-    ``optax.scale_by_schedule``. Its state is a ``ScheduleState``."""
+    ``optax.scale_by_schedule``. Its state is a ``ScheduleState``. The scaling is SGD's
+    equation (``sgd_elements``, with the schedule's value where SGD has -lr), lifted as every
+    rule is: so a chain that ends with it steps in one pass, params + schedule(count) updates."""
     if not callable(schedule):
         raise ValueError(f"schedule must be a function of the step count, got {schedule!r}")
 
-    def update(grads, state, params=None, *, loss=None):
-        if not isinstance(state, ScheduleState):
-            raise ValueError("state must be the ScheduleState that scale_by_schedule's init gave")
-        flat, layout = ravel(grads)
-        scaled = layout.unravel(np.multiply(flat, float(schedule(state.count))))
-        return scaled, ScheduleState(state.count + 1)
+    def coefficients(state, loss):
+        return (float(schedule(state.count)),), {"count": state.count + 1}
 
-    return Optimizer(lambda params: ScheduleState(0), update)
+    return lift(ScheduleState, Rule(sgd_elements, sgd_loop, coefficients), 0.0, count=0)
 
 
 def cosine_decay_schedule(init_value: float, decay_steps: int) -> Callable[[int], float]:

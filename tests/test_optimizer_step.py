@@ -91,6 +91,30 @@ def test_a_chain_steps_with_its_last_transformation():
     assert opts["nothing"].apply is None  # no transformation to step with: step adds the grads
 
 
+def test_a_schedule_scales_the_update_and_adds_it_in_one_pass(monkeypatch, update_path):
+    """A learning rate that is a schedule is SGD's rule with the schedule's value for -lr, after
+    the optimizer's own: the chain's step ends in one pass (compiled, on the fused path) that
+    scales each update and adds it, bit for bit Adam's update times the value, then
+    ``apply_updates``."""
+    schedule = fnn.optimizers.cosine_decay_schedule(0.05, 8)
+    opt, plain = fnn.optimizers.adam(schedule), fnn.optimizers.adam(1.0)
+    calls, run = [], fused.run
+    monkeypatch.setattr(fused, "run", lambda *args: calls.append(args[4]) or run(*args))
+    params = fnn.init_mlp([5, 4, 2], seed=4)
+    p, state, q, plain_state = params, opt.init(params), params, plain.init(params)
+    rng = np.random.default_rng(0)
+    for t in range(10):
+        g = gradients(p, rng, 1.0)
+        p, state = opt.step(g, state, p)
+        updates, plain_state = plain.update(g, plain_state, q)
+        scale = np.float32(schedule(t))
+        q = fnn.apply_updates(q, fnn.tree_map(lambda u, s=scale: u * s, updates))
+        assert bits(p) == bits(q), t
+    assert state[1].count == 10
+    # per step: Adam's update, the schedule's step (apply), the reference's update
+    assert calls == ([False, True, False] * 10 if update_path == "fused" else [])
+
+
 def test_an_optimizer_of_init_and_update_alone_steps_through_apply_updates():
     def update(grads, state, params=None, *, loss=None):
         return fnn.tree_map(lambda g: -0.5 * g, grads), state + 1
