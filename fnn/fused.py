@@ -75,9 +75,11 @@ def describe() -> str:
 
 def compiled(loop: Callable) -> Callable | None:
     """``loop`` compiled by numba (imported here, on the first call): no fastmath, NumPy's
-    error model, cached on disk. ``None``, with a warning the first time, when numba is
-    installed but cannot be imported (built for another NumPy, say): the update then runs on
-    NumPy's path."""
+    error model, cached on disk. An optimizer asks once, at its first update, and then calls
+    the result with its flat arrays: ``loop(g, params, decay, apply, *moments, coefficients,
+    out, *new moments)`` (``fnn.optimizers.Rule``). ``None``, with a warning the first time,
+    when numba is installed but cannot be imported (built for another NumPy, say): the update
+    then runs on NumPy's path."""
     kernel = _COMPILED.get(loop, False)
     if kernel is not False:
         return kernel
@@ -93,7 +95,7 @@ def _compile(loop: Callable) -> Callable | None:
         from numba.extending import register_jitable
     except ImportError as error:
         warnings.warn(f"numba cannot be imported ({error}); updates run on NumPy's path "
-                      "(FNN_FUSED=0 says so without this warning)", stacklevel=4)  # fmt: skip
+                      "(FNN_FUSED=0 says so without this warning)", stacklevel=5)  # fmt: skip
         return None
     for function in _COMPILABLE:
         if function not in _REGISTERED:
@@ -103,21 +105,5 @@ def _compile(loop: Callable) -> Callable | None:
         return numba.njit(cache=True, error_model="numpy")(loop)
     except RuntimeError as error:  # no folder to cache in: compile in every process instead
         warnings.warn(f"numba cannot cache the compiled updates ({error}); set NUMBA_CACHE_DIR "
-                      "to a writable folder to compile them once", stacklevel=4)  # fmt: skip
+                      "to a writable folder to compile them once", stacklevel=5)  # fmt: skip
         return numba.njit(error_model="numpy")(loop)
-
-
-def run(loop: Callable, g: np.ndarray, params: np.ndarray | None, decay: np.floating, apply: bool,
-        moments: list[np.ndarray], coefficients: tuple) -> list[np.ndarray] | None:  # fmt: skip
-    """``[update, *new moments]``, or with ``apply`` ``[params + update, *new moments]``: new
-    flat arrays that ``loop``, compiled, fills from the flat grads, params (read only with a
-    nonzero ``decay`` or ``apply``), moments and the step's coefficients, all in the grads'
-    dtype; ``None`` when numba cannot be imported."""
-    kernel = _COMPILED.get(loop, False)
-    if kernel is False:
-        kernel = compiled(loop)
-    if kernel is None:
-        return None
-    outputs = list(map(np.empty_like, [g] * (1 + len(moments))))
-    kernel(g, g if params is None else params, decay, apply, *moments, coefficients, *outputs)
-    return outputs

@@ -198,6 +198,7 @@ def lift(state_type: type, rule: Rule, weight_decay: float, **scalars: float) ->
     loop = rule.loop if fused.unavailable() is None else None
     if loop is not None and not fused.is_compilable(rule.elements):
         raise TypeError(f"{rule.elements.__name__} runs in a compiled loop: mark it @compilable")
+    kernel: Any = False  # ``loop`` compiled (None: numba cannot be imported), at the first update
 
     def init(params):
         layout = ravel(params)[1]
@@ -206,6 +207,7 @@ def lift(state_type: type, rule: Rule, weight_decay: float, **scalars: float) ->
 
     def run(grads, state, params, loss, apply):
         """``(updates or, with ``apply``, the new params; the new state)`` as trees."""
+        nonlocal kernel
         if not isinstance(state, state_type):
             raise ValueError(f"state must be the {state_type.__name__} that this optimizer's "
                              f"init returned, got {type(state).__name__}")  # fmt: skip
@@ -239,9 +241,14 @@ def lift(state_type: type, rule: Rule, weight_decay: float, **scalars: float) ->
         numbers, changes = (rule.coefficients(state, loss) if callable(rule.coefficients)
                             else (rule.coefficients, {}))  # fmt: skip
         numbers = tuple(map(g.dtype.type, numbers))  # in the arrays' dtype, as NumPy casts them
-        results = None  # [updates or new params, *new moments], from the compiled loop if any
+        results = None  # [updates or new params, *new moments], new arrays: the loop fills them
         if loop is not None and g.dtype in fused.FUSED_DTYPES:
-            results = fused.run(loop, g, flat_params, decay, apply, old, numbers)
+            if kernel is False:
+                kernel = fused.compiled(loop)
+            if kernel is not None:
+                results = list(map(np.empty_like, [g] * (1 + len(old))))
+                kernel(g, g if flat_params is None else flat_params, decay, apply, *old, numbers,
+                       *results)  # fmt: skip
         if results is None:  # NumPy's passes
             if decay:
                 (g,) = passes.record(coupled_decay, 2, 1).run(g, flat_params, decay)

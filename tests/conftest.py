@@ -61,6 +61,30 @@ def update_path(request):
         os.environ["FNN_FUSED"] = saved
 
 
+@pytest.fixture
+def compiled_calls(monkeypatch) -> list[tuple[str, bool]]:
+    """``(loop name, apply)`` for each call of a compiled loop, in order, by the optimizers
+    made during the test (each compiles its loop at its first update, through
+    ``fnn.fused.compiled``, which this wraps)."""
+    from fnn import fused
+
+    calls, compiled = [], fused.compiled
+
+    def spy(loop):
+        kernel = compiled(loop)
+        if kernel is None:
+            return None
+
+        def recorded(g, params, decay, apply, *rest):
+            calls.append((loop.__name__, bool(apply)))
+            return kernel(g, params, decay, apply, *rest)
+
+        return recorded
+
+    monkeypatch.setattr(fused, "compiled", spy)
+    return calls
+
+
 def real_data_dir() -> Path | None:
     """``$FNN_DATA_DIR`` or ``../shared/datasets`` beside the checkout, if it holds the files."""
     candidates = [os.environ.get("FNN_DATA_DIR"), REPO.parent / "shared" / "datasets"]
