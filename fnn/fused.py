@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -63,10 +64,13 @@ def unavailable() -> str | None:
 
 def describe() -> str:
     """Which path an optimizer made now runs, for a start line or a benchmark: ``fused
-    (numba 0.68.1)`` or ``numpy (FNN_FUSED=0)``."""
+    (numba 0.68.1)``, ``numpy (FNN_FUSED=0)``, or ``numpy (numba cannot be imported)`` once an
+    update has found it so."""
     reason = unavailable()
     if reason is not None:
         return f"numpy ({reason.split(':')[0]})"
+    if None in _COMPILED.values():
+        return "numpy (numba cannot be imported)"
     try:
         return f"fused (numba {importlib.metadata.version('numba')})"
     except importlib.metadata.PackageNotFoundError:
@@ -95,7 +99,8 @@ def _compile(loop: Callable) -> Callable | None:
         from numba.extending import register_jitable
     except ImportError as error:
         warnings.warn(f"numba cannot be imported ({error}); updates run on NumPy's path "
-                      "(FNN_FUSED=0 says so without this warning)", stacklevel=5)  # fmt: skip
+                      "(FNN_FUSED=0 says so without this warning)",
+                      stacklevel=_caller())  # fmt: skip
         return None
     for function in _COMPILABLE:
         if function not in _REGISTERED:
@@ -105,5 +110,16 @@ def _compile(loop: Callable) -> Callable | None:
         return numba.njit(cache=True, error_model="numpy")(loop)
     except RuntimeError as error:  # no folder to cache in: compile in every process instead
         warnings.warn(f"numba cannot cache the compiled updates ({error}); set NUMBA_CACHE_DIR "
-                      "to a writable folder to compile them once", stacklevel=5)  # fmt: skip
+                      "to a writable folder to compile them once",
+                      stacklevel=_caller())  # fmt: skip
         return numba.njit(error_model="numpy")(loop)
+
+
+def _caller() -> int:
+    """The ``stacklevel`` of a warning issued by this function's caller that names the first
+    frame outside the core (``fnn/*.py``): the user's ``opt.update`` or ``opt.step`` line,
+    however many of the core's calls (a chain, ``step``, ``apply``) lie between."""
+    core, frame, level = os.path.dirname(__file__), sys._getframe(1), 1
+    while frame is not None and os.path.dirname(frame.f_code.co_filename) == core:
+        frame, level = frame.f_back, level + 1
+    return level
