@@ -89,7 +89,7 @@ def test_a_key_given_twice_is_refused_in_a_config_and_in_a_sweep(tmp_path, capsy
 
 
 def test_yaml_merge_keys_work_and_a_key_twice_on_one_line_is_refused(tmp_path):
-    from fnn.sweep.config import read_yaml
+    from fnn.train import read_yaml
 
     merged = tmp_path / "merged.yaml"
     merged.write_text("base: &base {epochs: 1}\nrun:\n  <<: *base\n  batch_size: 8\n")

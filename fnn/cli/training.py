@@ -40,14 +40,13 @@ from fnn.train import (
     check_memory,
     check_resume,
     load_splits,
+    read_yaml,
     validate,
 )
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
     """``--config``'s mapping of option: value, or one line saying what is wrong and where."""
-    from fnn.sweep.config import read_yaml
-
     try:
         values = read_yaml(path) or {}
     except ValueError as error:

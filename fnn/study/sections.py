@@ -25,7 +25,7 @@ from fnn.study.context import (
     track,
     train_and_test,
 )
-from fnn.train import TrainConfig, load_splits
+from fnn.train import TrainConfig, load_splits, read_yaml
 
 # One learning rate per optimizer for the comparison: each method's usual default (SGD's is
 # larger because its step is not normalised).
@@ -225,15 +225,17 @@ def mnist(ctx: Context, sweep_results: dict[str, Any]) -> dict[str, Any]:
 
 
 def presets(ctx: Context) -> dict[str, Any]:
-    import yaml
-
+    """Each preset read as ``fnn train --config`` reads it (``read_yaml``), then trained."""
     folder = CONFIGS / "presets"
     files = sorted(folder.glob("*.yaml"))
     if not files:
         raise StudyError(f"no presets in {folder}")
     rows = []
     for path in files:
-        settings = yaml.safe_load(path.read_text()) or {}
+        try:
+            settings = read_yaml(path) or {}
+        except ValueError as error:
+            raise StudyError(f"{path}: {error}") from None
         settings["hidden_sizes"] = tuple(settings.get("hidden_sizes") or ())
         config = config_from(ctx, {**dataclasses.asdict(TrainConfig()), **settings},
                              dataset=PRESET_DATASET)  # fmt: skip

@@ -1,11 +1,16 @@
 """What a training run is: ``TrainConfig``, the table of the values each of its settings
 accepts (``CONSTRAINTS``, with the optimizer's hyperparameters read from the optimizer's own
-declaration), ``validate``, and the data splits a configuration describes."""
+declaration), ``validate``, the data splits a configuration describes, and the YAML files
+that configurations are written in (``read_yaml``: ``--config``, sweeps, presets)."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fnn import activations, data, init, losses, optimizers
@@ -269,3 +274,67 @@ def load_splits(config: TrainConfig, *, progress: bool = False) -> data.Splits:
         classes=config.classes,
         resize=config.resize,
     )
+
+
+# --- configuration files ---------------------------------------------------------------------
+
+
+MAX_YAML_BYTES = 1 << 20  # a sweep or --config file is a few hundred bytes
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """The YAML document in the regular file ``path`` (``yaml_loader``), or ``ValueError`` in
+    one line without the path: not a regular file (a FIFO or ``/dev/zero`` would never end),
+    over ``MAX_YAML_BYTES``, unreadable, not text, or not YAML (with its line and column)."""
+    import yaml
+
+    path = Path(path).expanduser()
+    try:
+        if not path.is_file():
+            kind = "does not exist" if not path.exists() else "is not a regular file"
+            raise ValueError(f"{kind} (a YAML file is expected)")
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise ValueError(f"over {MAX_YAML_BYTES // 1024} KB: not a configuration file")
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=yaml_loader())
+    except UnicodeDecodeError:
+        raise ValueError("not a text file (a YAML file is expected)") from None
+    except OSError as error:
+        raise ValueError(f"cannot read it ({error.strerror or error})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(f"{where}{problem}") from None
+
+
+@functools.cache
+def yaml_loader():
+    """``yaml.SafeLoader`` that also reads ``1e-3`` as a float (YAML 1.1 needs ``1.0e-3``;
+    plain PyYAML would hand the string '1e-3' to the learning rate) and refuses a key given
+    twice in one mapping (PyYAML would keep the last silently)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *anchor``
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"key {key!r} given twice (first on line {seen[key]})",
+                            key_node.start_mark,
+                        )  # fmt: skip
+                    seen[key] = key_node.start_mark.line + 1
+                except TypeError:  # an unhashable key: PyYAML reports it itself
+                    continue
+            return super().construct_mapping(node, deep=deep)
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+    return Loader

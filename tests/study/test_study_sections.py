@@ -26,3 +26,18 @@ def test_best_and_mnist_choices_are_distinct_and_reasoned():
     assert all(reason for _, reason, _ in chosen)
     with pytest.raises(study.StudyError, match="no sweep trial completed"):
         study.best_of({"ce": sweep_result("ce", None, a)})
+
+
+def test_a_preset_is_read_as_fnn_train_reads_its_config_file(tmp_path, monkeypatch):
+    from fnn.study import sections
+    from fnn.train import read_yaml
+
+    for path in sorted(study.CONFIGS.glob("presets/*.yaml")):  # the shipped ones all read
+        assert isinstance(read_yaml(path), dict), path
+    (tmp_path / "presets").mkdir()
+    bad = tmp_path / "presets" / "twice.yaml"
+    bad.write_text("epochs: 1\nepochs: 2\n")
+    monkeypatch.setattr(sections, "CONFIGS", tmp_path)
+    with pytest.raises(study.StudyError, match=r"twice\.yaml: line 2, column 1: key 'epochs' "
+                                               r"given twice \(first on line 1\)"):  # fmt: skip
+        sections.presets(None)
