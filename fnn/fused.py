@@ -4,11 +4,11 @@ one pass over the flat arrays with no temporary, where NumPy makes one pass per 
 
 Optional and off the import path. With numba installed (``pip install 'fnn[fast]'``) updates
 run fused unless ``FNN_FUSED=0``; without it NumPy evaluates the same equations on whole
-arrays. ``import fnn`` never imports numba: the first fused update does, and compiles its loop
-once per dtype into numba's cache (``cache=True``: beside ``fnn/`` when that folder is
-writable, unless ``$NUMBA_CACHE_DIR`` names another), so later processes load it. numba
-checks the cache against ``fnn/rules.py`` (where the loops and the equations they call
-live, as they must for that check to see a change) but not against the options below.
+arrays. ``import fnn`` never imports numba: the first fused update (or ``describe``) does. An
+update compiles its loop once per dtype into numba's cache (``cache=True``: beside ``fnn/``
+when that folder is writable, unless ``$NUMBA_CACHE_DIR`` names another), so later processes
+load it. numba checks the cache against ``fnn/rules.py`` (where the loops and the equations
+they call live, as they must for that check to see a change) but not against the options below.
 
 Why the two paths agree bit for bit: the loop calls, element by element, the very equations
 whose passes NumPy replays (``fnn.passes``), with every number given as a coefficient in the
@@ -64,17 +64,25 @@ def unavailable() -> str | None:
 
 def describe() -> str:
     """Which path an optimizer made now runs, for a start line or a benchmark: ``fused
-    (numba 0.68.1)``, ``numpy (FNN_FUSED=0)``, or ``numpy (numba cannot be imported)`` once an
-    update has found it so."""
+    (numba 0.68.1)``, ``numpy (FNN_FUSED=0)``, or ``numpy (numba cannot be imported)`` when an
+    installed numba fails to import (this imports it, as the first fused update would)."""
     reason = unavailable()
     if reason is not None:
         return f"numpy ({reason.split(':')[0]})"
-    if None in _COMPILED.values():
+    if None in _COMPILED.values() or not _importable():
         return "numpy (numba cannot be imported)"
     try:
         return f"fused (numba {importlib.metadata.version('numba')})"
     except importlib.metadata.PackageNotFoundError:
         return "fused (numba)"
+
+
+def _importable() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def compiled(loop: Callable) -> Callable | None:

@@ -209,7 +209,7 @@ def test_a_numba_that_cannot_be_imported_leaves_updates_on_numpy_with_a_warning(
                                             "PYTHONPATH": str(tmp_path)})  # fmt: skip
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("fused (numba")  # not known to be broken until an update tries
+    assert lines[0] == "numpy (numba cannot be imported)"  # describe tries the import itself
     message = ("numba cannot be imported (built for another NumPy); updates run on NumPy's "
                "path (FNN_FUSED=0 says so without this warning)")  # fmt: skip
     assert lines[1:] == [f"{script} 10 {message}", f"{script} 11 {message}",
@@ -252,3 +252,17 @@ def test_fnn_train_says_which_path_ran_and_trains_alike_on_both(data_dir, tmp_pa
         assert f"; updates {path}" in start
         results.append(result.split("(")[0])  # the accuracies, not the time
     assert results[0] == results[1] and "test accuracy" in results[0]
+
+
+def test_fnn_trains_start_line_names_numpy_when_numba_cannot_be_imported(tmp_path, monkeypatch):
+    """The start line is printed before the first update, so ``describe`` tries the import."""
+    from fnn.cli.training import describe
+    from fnn.train import TrainConfig
+
+    monkeypatch.delenv("FNN_FUSED", raising=False)
+    assert describe(TrainConfig(), [784, 10]).endswith(f"updates fused (numba {numba.__version__})")
+    (tmp_path / "numba").mkdir()
+    (tmp_path / "numba" / "__init__.py").write_text("raise ImportError('built for another NumPy')")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "numba")  # put back after the test
+    assert describe(TrainConfig(), [784, 10]).endswith("updates numpy (numba cannot be imported)")
