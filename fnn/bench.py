@@ -9,6 +9,7 @@ import dataclasses
 import platform
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -81,13 +82,27 @@ def cpu_name() -> str:
 
 
 def blas_threads() -> str:
-    """The BLAS library and its thread count, as threadpoolctl reports them."""
+    """Each BLAS library loaded, its thread count and the package that ships it, as
+    threadpoolctl reports them: ``openblas 2 threads (numpy)``, then for instance SciPy's,
+    which numba's import loads (it stays idle: NumPy's products do not call it)."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
         return "unknown (pip install threadpoolctl)"
     pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
-    return ", ".join(f"{p['internal_api']} {p['num_threads']} threads" for p in pools) or "none"
+    return ", ".join(
+        f"{p['internal_api']} {p['num_threads']} threads{_shipped_by(p.get('filepath'))}"
+        for p in pools
+    ) or "none"  # fmt: skip
+
+
+def _shipped_by(filepath: str | None) -> str:
+    """`` (numpy)`` for a library under ``site-packages/numpy.libs/`` or ``.../numpy/``."""
+    parts = Path(filepath or "").parts
+    for folder in ("site-packages", "dist-packages"):
+        if folder in parts[:-2]:
+            return f" ({parts[parts.index(folder) + 1].removesuffix('.libs')})"
+    return ""
 
 
 def workload(
