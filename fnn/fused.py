@@ -69,7 +69,7 @@ def describe() -> str:
     reason = unavailable()
     if reason is not None:
         return f"numpy ({reason.split(':')[0]})"
-    if None in _COMPILED.values() or not _importable():
+    if None in _COMPILED.values() or _numba_error() is not None:
         return "numpy (numba cannot be imported)"
     try:
         return f"fused (numba {importlib.metadata.version('numba')})"
@@ -77,12 +77,15 @@ def describe() -> str:
         return "fused (numba)"
 
 
-def _importable() -> bool:
+def _numba_error() -> str | None:
+    """Why numba cannot be imported, in one line, or None once it is. A broken install fails in
+    more ways than ImportError (llvmlite's missing library is an OSError; a NumPy numba was
+    not built for, an ImportError or an AttributeError)."""
     try:
         import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    except Exception as error:
+        return " ".join(str(error).split()) or type(error).__name__
+    return None
 
 
 def compiled(loop: Callable) -> Callable | None:
@@ -102,14 +105,15 @@ def compiled(loop: Callable) -> Callable | None:
 
 
 def _compile(loop: Callable) -> Callable | None:
-    try:
-        import numba
-        from numba.extending import register_jitable
-    except ImportError as error:
+    error = _numba_error()
+    if error is not None:
         warnings.warn(f"numba cannot be imported ({error}); updates run on NumPy's path "
                       "(FNN_FUSED=0 says so without this warning)",
                       stacklevel=_caller())  # fmt: skip
         return None
+    import numba
+    from numba.extending import register_jitable
+
     for function in _COMPILABLE:
         if function not in _REGISTERED:
             register_jitable(function)

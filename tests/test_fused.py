@@ -254,7 +254,14 @@ def test_fnn_train_says_which_path_ran_and_trains_alike_on_both(data_dir, tmp_pa
     assert results[0] == results[1] and "test accuracy" in results[0]
 
 
-def test_fnn_trains_start_line_names_numpy_when_numba_cannot_be_imported(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "failure",
+    ["ImportError('built for another NumPy')",  # numba's own check of NumPy's version
+     "OSError('Could not find/load shared object file')"],  # llvmlite's library missing
+)  # fmt: skip
+def test_fnn_trains_start_line_names_numpy_when_numba_cannot_be_imported(
+    failure, tmp_path, monkeypatch
+):
     """The start line is printed before the first update, so ``describe`` tries the import."""
     from fnn.cli.training import describe
     from fnn.train import TrainConfig
@@ -262,7 +269,7 @@ def test_fnn_trains_start_line_names_numpy_when_numba_cannot_be_imported(tmp_pat
     monkeypatch.delenv("FNN_FUSED", raising=False)
     assert describe(TrainConfig(), [784, 10]).endswith(f"updates fused (numba {numba.__version__})")
     (tmp_path / "numba").mkdir()
-    (tmp_path / "numba" / "__init__.py").write_text("raise ImportError('built for another NumPy')")
+    (tmp_path / "numba" / "__init__.py").write_text(f"raise {failure}")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "numba")  # put back after the test
     assert describe(TrainConfig(), [784, 10]).endswith("updates numpy (numba cannot be imported)")
