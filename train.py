@@ -2,7 +2,7 @@
 
 import sys
 
-from fnn.cli import main
+from fnn.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:] or [], command="train", prog="train.py"))
+    sys.exit(entry(sys.argv[1:] or [], command="train", prog="train.py"))

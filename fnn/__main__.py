@@ -1,5 +1,5 @@
 """``python -m fnn ARGS`` is ``fnn ARGS``."""
 
-from fnn.cli import main
+from fnn.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

@@ -88,18 +88,32 @@ def test_a_key_given_twice_is_refused_in_a_config_and_in_a_sweep(tmp_path, capsy
     assert "line 5, column 3: key 'epochs' given twice (first on line 4)" in one_line(capsys)
 
 
-def test_a_warning_is_one_line_naming_the_program(tmp_path, capsys):
+def test_a_warning_is_one_line_naming_the_program(tmp_path):
+    """As a process (``python -m fnn``, the ``fnn`` script, ``train.py``): fnn's own warning
+    is its message; another's says its category and place. ``main`` leaves warnings alone."""
+    import subprocess
+    import sys
+
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text(
         "name: s\nmethod: grid\nmetric: {name: val_accuracy}\nparameters:\n"
         "  epochs: {values: [1, 0]}\n"
     )  # no goal (a warning), then an error
-    assert main(["sweep", str(sweep), "--backend", "local"]) == 2
-    assert capsys.readouterr().err.splitlines() == [
+    done = subprocess.run([sys.executable, "-m", "fnn", "sweep", str(sweep), "--backend", "local"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
         "fnn: warning: metric.goal is not given, so val_accuracy is minimized (W&B's default); "
         "add `goal: maximize`",
         "fnn: parameter epochs: value 0 is invalid; epochs must be >= 1",
     ]  # fmt: skip
+    script = tmp_path / "script.py"
+    script.write_text("import warnings\nfrom fnn.cli import entry\nentry(['--version'])\n"
+                      "warnings.warn('a library\\nsays so', FutureWarning)\n")  # fmt: skip
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == f"fnn: warning: a library says so (FutureWarning at {script}:4)\n"
 
 
 def test_yaml_merge_keys_work_and_a_key_twice_on_one_line_is_refused(tmp_path):

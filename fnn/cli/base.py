@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-import warnings
 from typing import Any
 
 import typer
@@ -199,17 +198,7 @@ def say(line: str) -> None:
 def run(argv: list[str] | None = None, *, command: str | None = None, prog: str = "fnn") -> int:
     """Run the CLI (or only its ``command``, named ``prog`` in help and errors, as
     ``python train.py`` runs ``fnn train``); errors become one line on stderr (exit 2: bad
-    input, 1: failed run), and a warning is one line too (``fnn: warning: ...``)."""
-    with warnings.catch_warnings():  # restores the caller's showwarning afterwards
-
-        def one_line(message, category, filename, lineno, file=None, line=None) -> None:
-            fail(f"{prog}: warning: {message}")
-
-        warnings.showwarning = one_line
-        return _run(argv, command=command, prog=prog)
-
-
-def _run(argv: list[str] | None, *, command: str | None, prog: str) -> int:
+    input, 1: failed run)."""
     args = sys.argv[1:] if argv is None else list(argv)
     if command is None:
         target, args, options = app, args or ["--help"], {}
