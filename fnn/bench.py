@@ -89,20 +89,24 @@ def blas_threads() -> str:
         from threadpoolctl import threadpool_info
     except ImportError:
         return "unknown (pip install threadpoolctl)"
-    pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
-    return ", ".join(
-        f"{p['internal_api']} {p['num_threads']} threads{_shipped_by(p.get('filepath'))}"
-        for p in pools
-    ) or "none"  # fmt: skip
+    pools = []
+    for pool in threadpool_info():
+        if pool.get("user_api") == "blas":
+            package = package_of(pool.get("filepath"))
+            shipped = f" ({package})" if package else ""
+            pools.append(f"{pool['internal_api']} {pool['num_threads']} threads{shipped}")
+    return ", ".join(pools) or "none"
 
 
-def _shipped_by(filepath: str | None) -> str:
-    """`` (numpy)`` for a library under ``site-packages/numpy.libs/`` or ``.../numpy/``."""
-    parts = Path(filepath or "").parts
-    for folder in ("site-packages", "dist-packages"):
-        if folder in parts[:-2]:
-            return f" ({parts[parts.index(folder) + 1].removesuffix('.libs')})"
-    return ""
+def package_of(filepath: str | None) -> str | None:
+    """The installed package a file belongs to: the folder after the last ``site-packages``
+    (or ``dist-packages``) in its path, without the ``.libs`` of a wheel's bundled libraries;
+    None for a file outside them (a system library, conda's ``lib/``)."""
+    parts = Path(filepath or "").parts[:-1]
+    found = [i for i, part in enumerate(parts) if part in ("site-packages", "dist-packages")]
+    if not found or found[-1] + 1 >= len(parts):
+        return None
+    return parts[found[-1] + 1].removesuffix(".libs")
 
 
 def workload(

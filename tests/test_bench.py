@@ -41,8 +41,25 @@ def test_cli_table_json_and_plot(tmp_path, capsys):
     assert main(["bench", *TINY, "--dataset", "synthetic", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert len(result["rows"]) == 2
-    # each BLAS named with its package: NumPy's first (numba's import may add SciPy's)
-    assert re.match(r"\w+ \d+ threads \(numpy\)(, |$)", result["blas"]), result["blas"]
+    # each BLAS with its threads, and the package that ships it when pip installed it
+    assert re.fullmatch(r"\w+ \d+ threads( \(\w+\))?(, \w+ \d+ threads( \(\w+\))?)*",
+                        result["blas"]), result["blas"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "path, package",
+    [
+        ("/venv/lib/python3.11/site-packages/numpy.libs/libscipy_openblas64_-32a4b2a6.so", "numpy"),
+        ("/srv/site-packages/proj/.venv/lib/python3.12/site-packages/scipy.libs/x.so", "scipy"),
+        ("/usr/lib/python3/dist-packages/numpy/core/libopenblas.so", "numpy"),
+        ("/home/u/.local/lib/python3.11/site-packages/torch/lib/libtorch_cpu.so", "torch"),
+        ("/usr/lib/x86_64-linux-gnu/libopenblas.so.0", None),
+        ("/opt/conda/lib/libmkl_rt.so.2", None),
+        (None, None),
+    ],
+)
+def test_package_of_names_the_installed_package_a_library_comes_with(path, package):
+    assert bench.package_of(path) == package
 
 
 def test_vs_jax_and_torch_report_ratios_and_the_gemm_floor(capsys):
