@@ -4,7 +4,6 @@ at a checkpoint or at the data."""
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import json
 import os
@@ -40,26 +39,18 @@ from fnn.train import (
     check_memory,
     check_resume,
     load_splits,
-    read_yaml,
+    read_settings,
     validate,
 )
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
     """``--config``'s mapping of option: value, or one line saying what is wrong and where."""
+    valid = (FIELDS | set(CLI_ONLY) | set(extra_hyperparameters())) - {"extra", "config"}
     try:
-        values = read_yaml(path) or {}
+        return read_settings(path, valid)
     except ValueError as error:
         raise UsageFailure(f"--config {path}: {error}") from None
-    if not isinstance(values, dict):
-        raise UsageFailure(f"--config {path}: expected a mapping of option: value")
-    valid = (FIELDS | set(CLI_ONLY) | set(extra_hyperparameters())) - {"extra", "config"}
-    for key in values:
-        if key not in valid:
-            close = difflib.get_close_matches(str(key), sorted(valid), n=1)
-            hint = f"did you mean {close[0]}?" if close else f"valid: {', '.join(sorted(valid))}"
-            raise UsageFailure(f"--config {path}: unknown key {key!r}; {hint}")
-    return values
 
 
 def _merge(ctx: typer.Context, flags: dict[str, Any], config_file: Path | None) -> dict[str, Any]:

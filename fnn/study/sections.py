@@ -25,7 +25,7 @@ from fnn.study.context import (
     track,
     train_and_test,
 )
-from fnn.train import TrainConfig, load_splits, read_yaml
+from fnn.train import FIELDS, TrainConfig, load_splits, read_settings
 
 # One learning rate per optimizer for the comparison: each method's usual default (SGD's is
 # larger because its step is not normalised).
@@ -225,7 +225,7 @@ def mnist(ctx: Context, sweep_results: dict[str, Any]) -> dict[str, Any]:
 
 
 def presets(ctx: Context) -> dict[str, Any]:
-    """Each preset read as ``fnn train --config`` reads it (``read_yaml``), then trained."""
+    """Each preset read as ``fnn train --config`` reads it (``read_settings``), then trained."""
     folder = CONFIGS / "presets"
     files = sorted(folder.glob("*.yaml"))
     if not files:
@@ -233,7 +233,7 @@ def presets(ctx: Context) -> dict[str, Any]:
     rows = []
     for path in files:
         try:
-            settings = read_yaml(path) or {}
+            settings = read_settings(path, FIELDS - {"extra", "hparams"})
         except ValueError as error:
             raise StudyError(f"{path}: {error}") from None
         settings["hidden_sizes"] = tuple(settings.get("hidden_sizes") or ())

@@ -14,6 +14,7 @@ from fnn.train.config import (
     hyperparameter_constraint,
     hyperparameter_names,
     load_splits,
+    read_settings,
     read_yaml,
     takers,
     validate,
@@ -32,6 +33,6 @@ __all__ = [
     "CONSTRAINTS", "DTYPES", "FIELDS", "OPTIMIZER_FIELDS", "SCHEDULES", "ConfigError",
     "ResumeError", "TrainConfig", "TrainingDiverged", "all_finite", "build_optimizer",
     "check_memory", "check_resume", "constant", "constraint", "cosine", "fit",
-    "hyperparameter_constraint", "hyperparameter_names", "load_splits", "read_yaml", "snapshot",
-    "takers", "train_step", "validate",
+    "hyperparameter_constraint", "hyperparameter_names", "load_splits", "read_settings",
+    "read_yaml", "snapshot", "takers", "train_step", "validate",
 ]  # fmt: skip

@@ -1,14 +1,17 @@
 """What a training run is: ``TrainConfig``, the table of the values each of its settings
 accepts (``CONSTRAINTS``, with the optimizer's hyperparameters read from the optimizer's own
 declaration), ``validate``, the data splits a configuration describes, and the YAML files
-that configurations are written in (``read_yaml``: ``--config``, sweeps, presets)."""
+that configurations are written in (``read_yaml``: sweeps; ``read_settings``: ``--config`` and
+presets)."""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,6 +280,21 @@ def load_splits(config: TrainConfig, *, progress: bool = False) -> data.Splits:
 
 
 # --- configuration files ---------------------------------------------------------------------
+
+
+def read_settings(path: str | os.PathLike, valid: Collection[str]) -> dict[str, Any]:
+    """The ``option: value`` mapping in the YAML file ``path`` (``read_yaml``: a ``--config``
+    file, a preset), or ``ValueError`` in one line without the path: not a mapping, or a key
+    not in ``valid`` (with the closest valid one)."""
+    values = read_yaml(path) or {}
+    if not isinstance(values, dict):
+        raise ValueError("expected a mapping of option: value")
+    for key in values:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), sorted(valid), n=1)
+            hint = f"did you mean {close[0]}?" if close else f"valid: {', '.join(sorted(valid))}"
+            raise ValueError(f"unknown key {key!r}; {hint}")
+    return values
 
 
 MAX_YAML_BYTES = 1 << 20  # a sweep or --config file is a few hundred bytes
